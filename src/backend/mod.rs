@@ -1,0 +1,184 @@
+//! Backends: how the engine creates, starts, signals and removes container processes.
+//!
+//! The [`Backend`] trait stands in for the CRI runtime service. It takes and returns plain
+//! data and holds no lifecycle logic: ordering, hooks, grace periods and restarts live in
+//! [`crate::engine`]. The split follows OCI runtimes (and youki's `libcontainer`): a pod
+//! *sandbox* owns the shared parts (volumes, network address, namespaces where the backend
+//! has them); a *container* is created, then started, signalled, waited for and removed.
+//!
+//! Invariants every backend keeps:
+//! - `wait` may be called any number of times, concurrently, before or after the exit; every
+//!   call returns the same [`ExitStatus`].
+//! - `signal`/`remove_container` on a container that has already exited succeed ("container
+//!   not found" counts as success, as in CRI `StopContainer`).
+//! - After `remove_sandbox`, nothing the backend created for the pod is left: processes,
+//!   directories, mounts.
+
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::events::PodRef;
+
+pub use process::ProcessBackend;
+
+/// Backend errors carry a message meant for the `Failed` event (`Error: <msg>`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+pub type Result<T, E = BackendError> = std::result::Result<T, E>;
+
+/// Where a pod volume's data comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A fresh directory owned by the sandbox, deleted with it.
+    EmptyDir,
+    /// A host directory used as is and never deleted.
+    HostPath(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+/// What the sandbox of one pod needs.
+#[derive(Clone, Debug)]
+pub struct SandboxSpec {
+    pub pod: PodRef,
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// A prepared pod sandbox.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    /// Backend-chosen identifier, unique among live sandboxes.
+    pub id: String,
+    pub pod: PodRef,
+    /// The pod's IP: default host of httpGet/tcpSocket hooks.
+    pub address: IpAddr,
+    /// Host directory of every volume, by volume name.
+    pub volumes: BTreeMap<String, PathBuf>,
+}
+
+/// A volume mount of a container, resolved to a host directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub host_path: PathBuf,
+    pub container_path: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything needed to create one container. The engine has already applied Kubernetes
+/// semantics (`$(VAR)` expansion, defaults), so backends use these values as they are.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: Option<String>,
+    /// The argv to run: `command` + `args`, expanded. Empty means the image's default.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    pub mounts: Vec<Mount>,
+    /// `resources.limits.memory`, in bytes.
+    pub memory_limit: Option<u64>,
+    /// `resources.limits.cpu`, in millicores.
+    pub cpu_limit_millis: Option<u64>,
+}
+
+/// A created container, as returned by [`Backend::create_container`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ContainerId(pub String);
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a container process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The exit code Kubernetes reports: the code, or 128 + signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Output of a native exec (`runc exec`-like); only some backends have it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// One line a container printed, for `wasmhook run --logs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub pod: String,
+    pub container: String,
+    pub stream: LogStream,
+    pub line: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// A container runtime the engine drives. See the module docs for the invariants.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Short name, as given to `--backend`.
+    fn name(&self) -> &'static str;
+
+    async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox>;
+
+    /// Remove everything of the sandbox; containers still running are killed first.
+    async fn remove_sandbox(&self, sandbox: &Sandbox) -> Result<()>;
+
+    async fn create_container(&self, sandbox: &Sandbox, spec: &ContainerSpec)
+        -> Result<ContainerId>;
+
+    async fn start_container(&self, id: &ContainerId) -> Result<()>;
+
+    /// Deliver `signal` (a raw signal number) to every process of the container.
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()>;
+
+    /// Wait for the container's main process to exit.
+    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus>;
+
+    async fn remove_container(&self, id: &ContainerId) -> Result<()>;
+
+    /// Run `argv` inside the container, the kubelet's native exec path. Bounded by `timeout`.
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let _ = (id, argv, timeout);
+        Err(BackendError(format!(
+            "the {} backend has no native exec",
+            self.name()
+        )))
+    }
+}

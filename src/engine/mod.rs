@@ -1,0 +1,1 @@
+//! The lifecycle engine. (Being written: issue 6.)

@@ -1,0 +1,101 @@
+//! Kubernetes-style events: the reasons and messages the kubelet records, and how the CLI
+//! renders them.
+//!
+//! Reasons and message formats are copied from the kubelet and must never be reworded: users
+//! grep for them (see `lifecycle-semantics.md` §8).
+
+mod goquote;
+mod render;
+
+pub use goquote::go_quote;
+pub use render::{render_json, render_text};
+
+use std::fmt;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// `Normal` or `Warning`, as in `core/v1` `Event.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// The identity of a pod as the kubelet prints it in messages: `name_namespace(uid)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PodRef {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+}
+
+impl fmt::Display for PodRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}({})", self.name, self.namespace, self.uid)
+    }
+}
+
+/// One event. `container` is `None` for pod-level events (e.g. `LifecycleHTTPFallback`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub timestamp: SystemTime,
+    pub kind: EventType,
+    pub reason: &'static str,
+    pub pod: String,
+    pub container: Option<String>,
+    pub message: String,
+}
+
+impl Event {
+    pub fn new(
+        kind: EventType,
+        reason: &'static str,
+        pod: &str,
+        container: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Event {
+            timestamp: SystemTime::now(),
+            kind,
+            reason,
+            pod: pod.to_owned(),
+            container: container.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+}
+
+/// Event reasons recorded by the kubelet (`pkg/kubelet/events/event.go`).
+pub mod reason {
+    pub const CREATED: &str = "Created";
+    pub const STARTED: &str = "Started";
+    pub const FAILED: &str = "Failed";
+    pub const KILLING: &str = "Killing";
+    pub const BACK_OFF: &str = "BackOff";
+    pub const FAILED_POST_START_HOOK: &str = "FailedPostStartHook";
+    pub const FAILED_PRE_STOP_HOOK: &str = "FailedPreStopHook";
+    pub const EXCEEDED_GRACE_PERIOD: &str = "ExceededGracePeriod";
+    pub const LIFECYCLE_HTTP_FALLBACK: &str = "LifecycleHTTPFallback";
+}
+
+/// Where events go. Cheap to clone; sending never blocks and never fails (events sent after
+/// the receiver is gone are dropped, which only happens when nobody listens any more).
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Recorder {
+    /// A recorder and the receiving end of its event stream.
+    pub fn channel() -> (Recorder, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Recorder { tx }, rx)
+    }
+
+    pub fn record(&self, event: Event) {
+        tracing::debug!(reason = event.reason, pod = %event.pod, container = ?event.container, "{}", event.message);
+        let _ = self.tx.send(event);
+    }
+}

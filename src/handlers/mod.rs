@@ -1,0 +1,236 @@
+//! Running one lifecycle handler: `exec` (a WebAssembly module, see [`crate::wasm`]),
+//! `httpGet`, `tcpSocket` and `sleep` (in the host, async).
+//!
+//! The engine calls [`Handlers::run`] and does not care which kind of handler it is. Every
+//! handler returns a [`HookOutcome`]: `Ok` or the full failure message in the kubelet's format
+//! (`lifecycle-semantics.md` §3), plus any extra events the handler wants recorded.
+//!
+//! Invariants:
+//! - A handler never outlives `HookContext::settings.timeout` nor the cancellation of
+//!   `HookContext::cancel` (a wasmhook extension: the kubelet lets some hooks hang).
+//! - A handler never panics on bad input; everything becomes a failure message.
+
+pub mod exec;
+pub mod http;
+pub mod sleep;
+pub mod tcp;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{HTTPGetAction, SleepAction, TCPSocketAction};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, PodRef};
+use crate::wasm::HookRuntime;
+
+/// Which hook of a container is running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HookKind {
+    PostStart,
+    PreStop,
+}
+
+impl HookKind {
+    /// The manifest spelling, also used for `WASMHOOK_HOOK` and annotation suffixes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::PostStart => "postStart",
+            HookKind::PreStop => "preStop",
+        }
+    }
+}
+
+impl fmt::Display for HookKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A volume mount as a hook sees it: the host directory preopened at the container path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookMount {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    pub read_only: bool,
+}
+
+/// The pod and container a hook belongs to. Plain data, built by the engine.
+#[derive(Clone, Debug)]
+pub struct HookTarget {
+    pub pod: PodRef,
+    pub container: String,
+    pub kind: HookKind,
+    /// The pod's address as the backend reports it: the default host of httpGet/tcpSocket.
+    pub pod_ip: IpAddr,
+    /// `containerPort` by port name, for named ports (`spec.containers[].ports[]`).
+    pub ports: Vec<(String, u16)>,
+    /// The container's environment (after `$(VAR)` expansion), for exec hooks.
+    pub env: Vec<(String, String)>,
+    /// The container's volume mounts, preopened for exec hooks.
+    pub mounts: Vec<HookMount>,
+}
+
+/// Whether an httpGet hook looks at the status code (`wasmhook.dev/http-status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpStatusMode {
+    /// The kubelet's behaviour: only transport errors fail.
+    #[default]
+    Ignore,
+    /// A status outside 200..=399 fails the hook, as for probes.
+    Strict,
+}
+
+/// Limits and switches of one hook run, after annotations and engine defaults are merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookSettings {
+    /// Wall-clock bound of the whole hook, host calls included.
+    pub timeout: Duration,
+    /// Instruction budget for wasm hooks; `None` disables fuel metering.
+    pub fuel: Option<u64>,
+    /// Linear memory cap for wasm hooks, in bytes.
+    pub max_memory: u64,
+    /// Whether a wasm hook gets WASI sockets.
+    pub allow_network: bool,
+    pub http_status: HttpStatusMode,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings {
+            timeout: Duration::from_secs(30),
+            fuel: None,
+            max_memory: 64 << 20,
+            allow_network: false,
+            http_status: HttpStatusMode::Ignore,
+        }
+    }
+}
+
+/// Everything one handler run needs besides the handler itself.
+#[derive(Clone, Debug)]
+pub struct HookContext {
+    pub target: HookTarget,
+    pub settings: HookSettings,
+    /// Cancelled when the hook became moot (pod killed at once, engine shutting down).
+    pub cancel: CancellationToken,
+}
+
+/// A lifecycle handler ready to run. Built from a `LifecycleHandler` by [`Hook::from_k8s`].
+#[derive(Clone, Debug)]
+pub enum Hook {
+    /// `exec`: `command[0]` resolved to a module file; `argv` is `command` as written.
+    Exec { module: PathBuf, argv: Vec<String> },
+    HttpGet(HTTPGetAction),
+    TcpSocket(TCPSocketAction),
+    Sleep(SleepAction),
+}
+
+impl Hook {
+    /// Pick the handler the kubelet would dispatch to (exec, httpGet, sleep; then our
+    /// tcpSocket). `resolve` maps `exec.command[0]` to a module path. `Err` carries the
+    /// kubelet's `Cannot run handler: invalid handler: ...` message.
+    pub fn from_k8s(
+        handler: &k8s_openapi::api::core::v1::LifecycleHandler,
+        resolve: impl FnOnce(&str) -> PathBuf,
+    ) -> Result<Hook, String> {
+        if let Some(exec) = &handler.exec {
+            let argv = exec.command.clone().unwrap_or_default();
+            if let Some(first) = argv.first() {
+                return Ok(Hook::Exec { module: resolve(first), argv });
+            }
+        } else if let Some(http) = &handler.http_get {
+            return Ok(Hook::HttpGet(http.clone()));
+        } else if let Some(sleep) = &handler.sleep {
+            return Ok(Hook::Sleep(sleep.clone()));
+        } else if let Some(tcp) = &handler.tcp_socket {
+            return Ok(Hook::TcpSocket(tcp.clone()));
+        }
+        Err(format!("Cannot run handler: invalid handler: {handler:?}"))
+    }
+}
+
+/// The result of one handler run.
+#[derive(Clone, Debug)]
+pub struct HookOutcome {
+    /// `Ok`, or the full failure message in the kubelet's format, e.g.
+    /// `HTTP lifecycle hook (/ready) for Container "app" in Pod "web_default(uid)" failed - error: ...`.
+    pub result: Result<(), String>,
+    /// Events the handler asks the engine to record (e.g. `LifecycleHTTPFallback` on the pod).
+    pub events: Vec<Event>,
+    /// What the hook printed (exec hooks), bounded; empty for host handlers.
+    pub output: Vec<u8>,
+    pub duration: Duration,
+}
+
+impl HookOutcome {
+    pub fn ok(started: Instant) -> Self {
+        HookOutcome {
+            result: Ok(()),
+            events: Vec::new(),
+            output: Vec::new(),
+            duration: started.elapsed(),
+        }
+    }
+
+    pub fn failed(started: Instant, message: String) -> Self {
+        HookOutcome {
+            result: Err(message),
+            events: Vec::new(),
+            output: Vec::new(),
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// Runs handlers. Cheap to clone, `Send + Sync`; one per engine.
+#[derive(Clone)]
+pub struct Handlers {
+    wasm: HookRuntime,
+    http: http::HttpClient,
+}
+
+impl Handlers {
+    pub fn new(wasm: HookRuntime) -> Self {
+        Handlers {
+            wasm,
+            http: http::HttpClient::new(),
+        }
+    }
+
+    pub fn wasm(&self) -> &HookRuntime {
+        &self.wasm
+    }
+
+    /// Run `hook` to completion, its deadline, or cancellation, whichever comes first.
+    pub async fn run(&self, hook: &Hook, ctx: &HookContext) -> HookOutcome {
+        match hook {
+            Hook::Exec { module, argv } => exec::run(&self.wasm, module, argv, ctx).await,
+            Hook::HttpGet(action) => http::run(&self.http, action, ctx).await,
+            Hook::TcpSocket(action) => tcp::run(action, ctx).await,
+            Hook::Sleep(action) => sleep::run(action, ctx).await,
+        }
+    }
+}
+
+/// Resolve a probe/hook port the kubelet's way: an int is taken as is; a string is matched
+/// against the container's port names first, then parsed as an integer. The result must be
+/// in 1..=65535, else `invalid port number: <n>`.
+pub fn resolve_port(port: &IntOrString, target: &HookTarget) -> Result<u16, String> {
+    let n: i64 = match port {
+        IntOrString::Int(n) => i64::from(*n),
+        IntOrString::String(name) => match target.ports.iter().find(|(n, _)| n == name) {
+            Some((_, p)) => i64::from(*p),
+            None => name
+                .parse::<i64>()
+                .map_err(|_| format!("couldn't find port: {name} in {}", target.container))?,
+        },
+    };
+    u16::try_from(n)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("invalid port number: {n}"))
+}

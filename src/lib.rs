@@ -1,0 +1,26 @@
+//! wasmhook: Kubernetes container lifecycle hooks whose `exec` handlers are sandboxed
+//! WebAssembly modules.
+//!
+//! The crate is a library first; the `wasmhook` binary is a thin CLI on top of it.
+//! See `ARCHITECTURE.md` for the map. In short:
+//!
+//! - [`manifest`]: Pod manifests in (YAML/JSON), Kubernetes defaults and validation out.
+//! - [`wasm`]: the WebAssembly hook runtime (wasmtime + WASI), with fuel, time and memory limits.
+//! - [`handlers`]: running one lifecycle handler (`exec` through [`wasm`], `httpGet`,
+//!   `tcpSocket`, `sleep` in the host).
+//! - [`backend`]: the trait the engine drives containers through, and its implementations.
+//! - [`engine`]: the lifecycle engine: start order, hooks, grace periods, restarts.
+//! - [`events`]: Kubernetes-style events and their text/JSON rendering.
+//! - [`cli`]: the `wasmhook` command line.
+
+pub mod backend;
+pub mod cli;
+pub mod engine;
+pub mod events;
+pub mod handlers;
+pub mod manifest;
+pub mod wasm;
+
+/// The Kubernetes version whose behaviour wasmhook follows (used e.g. in the
+/// `User-Agent: kube-lifecycle/<major>.<minor>` header of httpGet hooks).
+pub const KUBERNETES_VERSION: (u32, u32) = (1, 34);
