@@ -1,0 +1,243 @@
+//! wasmhook's pod annotations: per-hook limits and switches.
+//!
+//! Keys are `wasmhook.dev/<setting>`, optionally suffixed `.<container>` or
+//! `.<container>.<postStart|preStop>`:
+//!
+//! | setting | value |
+//! |---|---|
+//! | `hook-timeout` | Go duration (`500ms`, `5s`, `2m`, `1m30s`), > 0 |
+//! | `hook-fuel` | integer ≥ 1 (instruction budget) |
+//! | `hook-max-memory` | Kubernetes quantity (`64Mi`, `1Gi`, `500M`, bytes), > 0 |
+//! | `hook-network` | `deny` \| `allow` |
+//! | `http-status` | `ignore` \| `strict` |
+//!
+//! plus the pod-wide switch `wasmhook.dev/native-exec` (`"true"` \| `"false"`).
+//!
+//! Resolution: most specific wins (`.<container>.<hook>` over `.<container>` over pod-wide),
+//! engine defaults underneath. Container suffixes may name regular or init containers.
+//!
+//! Invariants: [`validate`] reports every unknown `wasmhook.dev/` key, bad value, unknown
+//! container and bad hook kind, at `metadata.annotations[<key>]`. [`hook_settings`] and
+//! [`native_exec_allowed`] assume a validated pod and silently ignore what does not parse.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::units::{parse_go_duration, parse_quantity_bytes};
+use super::{BadValue, FieldError};
+use crate::handlers::{HookKind, HookSettings, HttpStatusMode};
+
+/// The annotation namespace wasmhook owns.
+pub const PREFIX: &str = "wasmhook.dev/";
+pub const HOOK_TIMEOUT: &str = "wasmhook.dev/hook-timeout";
+pub const HOOK_FUEL: &str = "wasmhook.dev/hook-fuel";
+pub const HOOK_MAX_MEMORY: &str = "wasmhook.dev/hook-max-memory";
+pub const HOOK_NETWORK: &str = "wasmhook.dev/hook-network";
+pub const HTTP_STATUS: &str = "wasmhook.dev/http-status";
+pub const NATIVE_EXEC: &str = "wasmhook.dev/native-exec";
+
+/// The settings that take container/hook suffixes.
+const SETTINGS: [&str; 5] = [
+    "hook-timeout",
+    "hook-fuel",
+    "hook-max-memory",
+    "hook-network",
+    "http-status",
+];
+
+/// A parsed setting value.
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Timeout(Duration),
+    Fuel(u64),
+    MaxMemory(u64),
+    Network(bool),
+    HttpStatus(HttpStatusMode),
+}
+
+/// Parse `value` for `setting` (the name without prefix); `Err` is a ready [`FieldError`]
+/// for `path`.
+fn parse_value(setting: &str, value: &str, path: &str) -> Result<Value, FieldError> {
+    let invalid = |detail: String| FieldError::invalid(path, BadValue::Str(value.into()), detail);
+    match setting {
+        "hook-timeout" => match parse_go_duration(value) {
+            Ok(d) if d.is_zero() => Err(invalid("must be greater than zero".into())),
+            Ok(d) => Ok(Value::Timeout(d)),
+            Err(e) => Err(invalid(e)),
+        },
+        "hook-fuel" => match value.parse::<u64>() {
+            Ok(0) => Err(invalid("must be greater than zero".into())),
+            Ok(n) if value.bytes().all(|b| b.is_ascii_digit()) => Ok(Value::Fuel(n)),
+            _ => Err(invalid("must be a positive integer".into())),
+        },
+        "hook-max-memory" => match parse_quantity_bytes(value) {
+            Ok(0) => Err(invalid("must be greater than zero".into())),
+            Ok(n) => Ok(Value::MaxMemory(n)),
+            Err(e) => Err(invalid(e)),
+        },
+        "hook-network" => match value {
+            "deny" => Ok(Value::Network(false)),
+            "allow" => Ok(Value::Network(true)),
+            _ => Err(FieldError::not_supported(path, value, &["allow", "deny"])),
+        },
+        "http-status" => match value {
+            "ignore" => Ok(Value::HttpStatus(HttpStatusMode::Ignore)),
+            "strict" => Ok(Value::HttpStatus(HttpStatusMode::Strict)),
+            _ => Err(FieldError::not_supported(
+                path,
+                value,
+                &["ignore", "strict"],
+            )),
+        },
+        _ => Err(FieldError::not_supported(path, setting, &SETTINGS)),
+    }
+}
+
+/// A `wasmhook.dev/` key split into setting and optional suffixes.
+struct Key<'a> {
+    setting: &'a str,
+    container: Option<&'a str>,
+    hook: Option<&'a str>,
+    /// More than two dot-separated suffixes.
+    extra: bool,
+}
+
+fn split_key(name: &str) -> Key<'_> {
+    let mut parts = name.splitn(4, '.');
+    let setting = parts.next().unwrap_or("");
+    let container = parts.next();
+    let hook = parts.next();
+    Key {
+        setting,
+        container,
+        hook,
+        extra: parts.next().is_some(),
+    }
+}
+
+fn annotations(pod: &Pod) -> Option<&BTreeMap<String, String>> {
+    pod.metadata.annotations.as_ref()
+}
+
+fn container_names(pod: &Pod) -> Vec<&str> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// Check every `wasmhook.dev/` annotation; push one error per problem.
+pub(super) fn validate(pod: &Pod, errs: &mut Vec<FieldError>) {
+    let Some(map) = annotations(pod) else { return };
+    let containers = container_names(pod);
+    for (key, value) in map {
+        let Some(name) = key.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let path = format!("metadata.annotations[{key}]");
+        if name == "native-exec" {
+            if value != "true" && value != "false" {
+                errs.push(FieldError::not_supported(&path, value, &["false", "true"]));
+            }
+            continue;
+        }
+        let k = split_key(name);
+        if k.setting == "native-exec" {
+            errs.push(FieldError::invalid(
+                &path,
+                BadValue::Str(key.clone()),
+                format!("{NATIVE_EXEC} is pod-wide and takes no container or hook suffix"),
+            ));
+            continue;
+        }
+        if !SETTINGS.contains(&k.setting) {
+            let mut known: Vec<String> = SETTINGS.iter().map(|s| format!("{PREFIX}{s}")).collect();
+            known.push(NATIVE_EXEC.to_string());
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            let base = format!("{PREFIX}{}", k.setting);
+            errs.push(FieldError::not_supported(&path, &base, &known));
+            continue;
+        }
+        if k.extra {
+            errs.push(FieldError::invalid(
+                &path,
+                BadValue::Str(key.clone()),
+                format!(
+                    "must be {PREFIX}{s}, {PREFIX}{s}.<container> or {PREFIX}{s}.<container>.<postStart|preStop>",
+                    s = k.setting
+                ),
+            ));
+            continue;
+        }
+        if let Some(c) = k.container {
+            if !containers.contains(&c) {
+                errs.push(FieldError::not_found(
+                    &path,
+                    c,
+                    "no container or init container has this name",
+                ));
+            }
+        }
+        if let Some(h) = k.hook {
+            if h != "postStart" && h != "preStop" {
+                errs.push(FieldError::not_supported(
+                    &path,
+                    h,
+                    &["postStart", "preStop"],
+                ));
+            }
+        }
+        if let Err(e) = parse_value(k.setting, value, &path) {
+            errs.push(e);
+        }
+    }
+}
+
+/// The most specific value of `setting` for this container and hook, if any parses.
+fn lookup(pod: &Pod, setting: &str, container: &str, kind: HookKind) -> Option<Value> {
+    let map = annotations(pod)?;
+    let keys = [
+        format!("{PREFIX}{setting}.{container}.{}", kind.as_str()),
+        format!("{PREFIX}{setting}.{container}"),
+        format!("{PREFIX}{setting}"),
+    ];
+    keys.iter()
+        .filter_map(|k| map.get(k))
+        .find_map(|v| parse_value(setting, v, "").ok())
+}
+
+/// The settings of one hook: `defaults` overridden by pod-wide, then per-container, then
+/// per-hook annotations. Assumes the pod was validated (unparsable values are skipped).
+pub fn hook_settings(
+    pod: &Pod,
+    container: &str,
+    kind: HookKind,
+    defaults: &HookSettings,
+) -> HookSettings {
+    let mut s = defaults.clone();
+    for setting in SETTINGS {
+        match lookup(pod, setting, container, kind) {
+            Some(Value::Timeout(d)) => s.timeout = d,
+            Some(Value::Fuel(n)) => s.fuel = Some(n),
+            Some(Value::MaxMemory(n)) => s.max_memory = n,
+            Some(Value::Network(allow)) => s.allow_network = allow,
+            Some(Value::HttpStatus(m)) => s.http_status = m,
+            None => {}
+        }
+    }
+    s
+}
+
+/// `wasmhook.dev/native-exec: "true"`: the pod allows the native exec fallback (the engine
+/// must enable it too).
+pub fn native_exec_allowed(pod: &Pod) -> bool {
+    annotations(pod)
+        .and_then(|m| m.get(NATIVE_EXEC))
+        .is_some_and(|v| v == "true")
+}
