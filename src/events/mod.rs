@@ -8,7 +8,7 @@ mod goquote;
 mod render;
 
 pub use goquote::go_quote;
-pub use render::{render_json, render_text};
+pub use render::{render_hook_json, render_hook_text, render_json, render_text};
 
 use std::fmt;
 use std::time::SystemTime;
@@ -78,24 +78,59 @@ pub mod reason {
     pub const FAILED_PRE_STOP_HOOK: &str = "FailedPreStopHook";
     pub const EXCEEDED_GRACE_PERIOD: &str = "ExceededGracePeriod";
     pub const LIFECYCLE_HTTP_FALLBACK: &str = "LifecycleHTTPFallback";
+    pub const FAILED_CREATE_POD_SANDBOX: &str = "FailedCreatePodSandBox";
 }
 
-/// Where events go. Cheap to clone; sending never blocks and never fails (events sent after
-/// the receiver is gone are dropped, which only happens when nobody listens any more).
+/// The result of one hook run, reported besides the events. Events keep the kubelet's
+/// generic texts (`PostStartHook failed`); this carries the full failure message and the
+/// hook's output, so nothing is lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookReport {
+    pub timestamp: SystemTime,
+    pub pod: String,
+    pub container: String,
+    /// `postStart` or `preStop`.
+    pub hook: &'static str,
+    /// `exec`, `httpGet`, `tcpSocket` or `sleep`.
+    pub handler: &'static str,
+    /// `None` on success, else the kubelet-format failure message.
+    pub error: Option<String>,
+    /// What an exec hook printed (bounded, with a truncation marker).
+    pub output: Vec<u8>,
+    pub duration: std::time::Duration,
+}
+
+/// What a [`Recorder`] delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Event(Event),
+    Hook(HookReport),
+}
+
+/// Where events and hook reports go. Cheap to clone; sending never blocks and never fails
+/// (records sent after the receiver is gone are dropped, which only happens when nobody
+/// listens any more).
 #[derive(Clone, Debug)]
 pub struct Recorder {
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::UnboundedSender<Record>,
 }
 
 impl Recorder {
-    /// A recorder and the receiving end of its event stream.
-    pub fn channel() -> (Recorder, mpsc::UnboundedReceiver<Event>) {
+    /// A recorder and the receiving end of its stream.
+    pub fn channel() -> (Recorder, mpsc::UnboundedReceiver<Record>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Recorder { tx }, rx)
     }
 
     pub fn record(&self, event: Event) {
         tracing::debug!(reason = event.reason, pod = %event.pod, container = ?event.container, "{}", event.message);
-        let _ = self.tx.send(event);
+        let _ = self.tx.send(Record::Event(event));
+    }
+
+    pub fn hook(&self, report: HookReport) {
+        if let Some(e) = &report.error {
+            tracing::info!(pod = %report.pod, container = %report.container, hook = report.hook, "{e}");
+        }
+        let _ = self.tx.send(Record::Hook(report));
     }
 }

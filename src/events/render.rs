@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-use super::{Event, EventType};
+use super::{Event, EventType, HookReport};
+use crate::events::go_quote;
 
 #[derive(Serialize)]
 struct JsonEvent<'a> {
@@ -50,6 +51,48 @@ pub fn render_text(event: &Event, color: bool) -> String {
         "{clock}  {kind}  {:<20} {:<32} {}",
         event.reason, object, event.message
     )
+}
+
+/// A hook report as one JSON object:
+/// `{"kind": "HookResult", "timestamp", "pod", "container", "hook", "handler", "success",
+/// "error", "output", "durationMs"}`.
+pub fn render_hook_json(r: &HookReport) -> String {
+    serde_json::json!({
+        "kind": "HookResult",
+        "timestamp": humantime::format_rfc3339_millis(r.timestamp).to_string(),
+        "pod": r.pod,
+        "container": r.container,
+        "hook": r.hook,
+        "handler": r.handler,
+        "success": r.error.is_none(),
+        "error": r.error,
+        "output": String::from_utf8_lossy(&r.output),
+        "durationMs": r.duration.as_secs_f64() * 1000.0,
+    })
+    .to_string()
+}
+
+/// A hook report for people: one line, then the failure message and output indented.
+pub fn render_hook_text(r: &HookReport) -> String {
+    let verdict = match &r.error {
+        None => "ok".to_string(),
+        Some(_) => "FAILED".to_string(),
+    };
+    let mut out = format!(
+        "{:>14}  hook {} {} of pod/{}/{}: {verdict} in {:.1?}",
+        "",
+        r.hook,
+        r.handler,
+        r.pod,
+        r.container,
+        r.duration
+    );
+    if let Some(e) = &r.error {
+        out.push_str(&format!("\n{:>16}{e}", ""));
+    } else if !r.output.is_empty() {
+        out.push_str(&format!("\n{:>16}output: {}", "", go_quote(&r.output)));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,11 +1,97 @@
-//! The `exec` handler: the hook's command names a WebAssembly module run by [`crate::wasm`].
+//! The `exec` handler: `command[0]` names a WebAssembly module run by [`crate::wasm`] with the
+//! container's env and volume mounts (`lifecycle-semantics.md` §10).
+//!
+//! Failure messages keep the kubelet's shape (§3.1):
+//! `Exec lifecycle hook ([<argv>]) for Container "<c>" in Pod "<pod>" failed - error: <err>, message: "<output>"`
+//! with `<err>` one of `command '<argv>' exited with <n>: <stderr>`, `command '<argv>' trapped:
+//! <trap>`, or `command '<argv>' stopped: <limit>` for the limits the kubelet does not have.
 
 use std::path::Path;
 use std::time::Instant;
 
 use super::{HookContext, HookOutcome};
-use crate::wasm::HookRuntime;
+use crate::events::go_quote;
+use crate::wasm::{ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Limits, Preopen};
 
-pub async fn run(_rt: &HookRuntime, _module: &Path, _argv: &[String], _ctx: &HookContext) -> HookOutcome {
-    HookOutcome::failed(Instant::now(), "exec: not implemented yet".into())
+pub async fn run(rt: &HookRuntime, module: &Path, argv: &[String], ctx: &HookContext) -> HookOutcome {
+    let started = Instant::now();
+    let module = match rt.load_file(module) {
+        Ok(m) => m,
+        Err(e) => {
+            let err = format!("command '{}' could not run: {e}", argv.join(" "));
+            return HookOutcome::failed(started, failure_message(argv, ctx, &err, b""));
+        }
+    };
+    let outcome = rt.run(&module, invocation(rt, argv, ctx)).await;
+    let output = outcome.output_with_marker();
+    let result = match error_text(argv, &outcome) {
+        None => Ok(()),
+        Some(err) => Err(failure_message(argv, ctx, &err, &output)),
+    };
+    HookOutcome {
+        result,
+        events: Vec::new(),
+        output,
+        duration: started.elapsed(),
+    }
+}
+
+/// The call for one exec hook: argv as written, the container's env, its mounts preopened at
+/// their mount paths, and the hook's limits over the runtime's defaults.
+pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invocation {
+    let s = &ctx.settings;
+    let t = &ctx.target;
+    Invocation {
+        args: argv.to_vec(),
+        env: t.env.clone(),
+        preopens: t
+            .mounts
+            .iter()
+            .map(|m| Preopen {
+                host: m.host_path.clone(),
+                guest: m.guest_path.clone(),
+                read_only: m.read_only,
+                volume: None,
+            })
+            .collect(),
+        limits: Limits {
+            timeout: s.timeout,
+            fuel: s.fuel,
+            max_memory: s.max_memory,
+            allow_network: s.allow_network,
+            ..rt.config().default_limits.clone()
+        },
+        identity: Some(HookIdentity {
+            pod: t.pod.clone(),
+            container: t.container.clone(),
+            kind: t.kind,
+        }),
+        cancel: Some(ctx.cancel.child_token()),
+    }
+}
+
+/// The kubelet-style `<err>` of a failed call, `None` on success.
+fn error_text(argv: &[String], outcome: &ExecOutcome) -> Option<String> {
+    let cmd = argv.join(" ");
+    Some(match &outcome.status {
+        ExecStatus::Success => return None,
+        ExecStatus::Exited(n) => format!(
+            "command '{cmd}' exited with {n}: {}",
+            String::from_utf8_lossy(&outcome.output.stderr)
+        ),
+        ExecStatus::Trap(trap) => format!("command '{cmd}' trapped: {trap}"),
+        ExecStatus::Failed(msg) => format!("command '{cmd}' failed: {msg}"),
+        ExecStatus::Error(msg) => format!("command '{cmd}' could not run: {msg}"),
+        other => format!("command '{cmd}' stopped: {other}"),
+    })
+}
+
+fn failure_message(argv: &[String], ctx: &HookContext, err: &str, output: &[u8]) -> String {
+    format!(
+        "Exec lifecycle hook ([{}]) for Container \"{}\" in Pod \"{}\" failed - error: {err}, message: {}",
+        argv.join(" "),
+        ctx.target.container,
+        ctx.target.pod,
+        go_quote(output)
+    )
 }

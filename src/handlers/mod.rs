@@ -28,8 +28,9 @@ use crate::events::{Event, PodRef};
 use crate::wasm::HookRuntime;
 
 /// Which hook of a container is running.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum HookKind {
+    #[default]
     PostStart,
     PreStop,
 }
@@ -224,9 +225,19 @@ pub fn resolve_port(port: &IntOrString, target: &HookTarget) -> Result<u16, Stri
         IntOrString::Int(n) => i64::from(*n),
         IntOrString::String(name) => match target.ports.iter().find(|(n, _)| n == name) {
             Some((_, p)) => i64::from(*p),
-            None => name
-                .parse::<i64>()
-                .map_err(|_| format!("couldn't find port: {name} in {}", target.container))?,
+            // The kubelet's "last ditch effort" (`probe.ResolveContainerPort`) and its error.
+            None => name.parse::<i64>().map_err(|e| {
+                let why = match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        "value out of range"
+                    }
+                    _ => "invalid syntax",
+                };
+                format!(
+                    "strconv.Atoi: parsing {}: {why}",
+                    crate::events::go_quote(name.as_bytes())
+                )
+            })?,
         },
     };
     u16::try_from(n)

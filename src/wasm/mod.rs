@@ -1,5 +1,228 @@
-//! The WebAssembly hook runtime. (Being written: issue 3.)
+//! The WebAssembly hook runtime: wasmtime + WASI, with limits.
+//!
+//! A [`HookRuntime`] owns the wasmtime engines, the linkers and the module caches. It is cheap
+//! to clone, `Send + Sync`, and holds no global state: embedders create as many as they like.
+//!
+//! ```text
+//!  load_file(path) ──► HookModule (compiled once: memory cache by content hash,
+//!                       │             disk cache of compiled artifacts)
+//!  run(&module, Invocation) ──► fresh Store + instance per call ──► ExecOutcome
+//! ```
+//!
+//! Invariants:
+//! - Every call gets a fresh instance: hooks share no state with each other.
+//! - A call ends by itself: the wall-clock timeout bounds wasm code (epoch interruption, checked
+//!   every [`EPOCH_TICK`]) *and* blocking host calls (the whole call future is dropped at the
+//!   deadline). Dropping the future returned by [`HookRuntime::run`] stops the hook too.
+//! - Hook failures of any kind are data ([`ExecStatus`]), never panics or `Err`s.
+//! - Fuel is metered only when a hook asks for it: fuel instrumentation slows every loop, so
+//!   modules for fuelled calls are compiled by a second engine, created on first use.
+//! - Precompiled code (`.cwasm`) is deserialized only from our own cache, after checking its
+//!   checksum, or from a file when [`RuntimeConfig::allow_precompiled`] says so.
 
-/// The shared wasm hook runtime. Cheap to clone, `Send + Sync`.
-#[derive(Clone, Debug, Default)]
-pub struct HookRuntime {}
+mod cache;
+mod invoke;
+mod limits;
+mod output;
+mod typed;
+
+pub use cache::{CacheStats, HookModule, LoadError, ModuleKind};
+pub use invoke::{ExecOutcome, ExecStatus, HookIdentity, Invocation, Preopen};
+pub use limits::Limits;
+pub use output::{CapturedOutput, OutputBuffer};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use wasmtime::component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
+use invoke::{P1State, P2State};
+
+/// How often the epoch advances. It is the resolution of the wall-clock timeout and the
+/// longest a running hook goes without yielding to the async executor.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// Pre-reserved slots: microseconds per instance, a few ms of set-up. For long-running
+    /// engines (`wasmhook run`, embedders).
+    Pooling {
+        /// Instances (and memories, tables, fiber stacks) that can be live at once.
+        max_instances: u32,
+    },
+    /// mmap per instance: no set-up cost. For one-shot processes (`wasmhook hook run`).
+    OnDemand,
+}
+
+/// Configuration of a [`HookRuntime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub allocator: Allocator,
+    /// Directory of the compiled-artifact cache; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// Accept precompiled `.cwasm` files given by path. Deserializing them is `unsafe` in
+    /// wasmtime (the bytes are trusted to be wasmtime's own output), so this is off by default.
+    pub allow_precompiled: bool,
+    /// Limits of calls that do not say otherwise.
+    pub default_limits: Limits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            allocator: Allocator::Pooling { max_instances: 1000 },
+            cache_dir: default_cache_dir(),
+            allow_precompiled: false,
+            default_limits: Limits::default(),
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/wasmhook`, else `$HOME/.cache/wasmhook`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("wasmhook"))
+}
+
+/// One wasmtime engine with the linkers for both WASI flavours.
+pub(crate) struct EngineSet {
+    pub(crate) engine: Engine,
+    pub(crate) p1: Linker<P1State>,
+    pub(crate) p2: component::Linker<P2State>,
+    /// Directory of this engine's compiled artifacts (the engine's compatibility hash is part
+    /// of the path, so artifacts of other wasmtime versions or settings are never looked at).
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+impl EngineSet {
+    fn new(config: &RuntimeConfig, fuel: bool) -> wasmtime::Result<Self> {
+        let mut c = Config::new();
+        c.epoch_interruption(true)
+            .consume_fuel(fuel)
+                        .wasm_component_model(true);
+        if let Allocator::Pooling { max_instances } = config.allocator {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_core_instances(max_instances * 4)
+                .total_component_instances(max_instances)
+                .total_memories(max_instances * 4)
+                .total_tables(max_instances * 4)
+                .total_stacks(max_instances)
+                .max_memories_per_component(8)
+                .max_tables_per_component(8)
+                .max_core_instances_per_component(16)
+                // Hooks have a per-call memory cap (`Limits::max_memory`, 64 MiB by default);
+                // this is the ceiling of any cap a hook can be given with this allocator.
+                .max_memory_size(1 << 30)
+                // Likewise the ceiling of `Limits::max_table_elements`.
+                .table_elements(20_000);
+            c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&c)?;
+        let mut p1 = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)?;
+        let mut p2 = component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2)?;
+        // The typed hook world's `types` interface has only types: an empty instance.
+        p2.instance(typed::TYPES_INTERFACE)?;
+        let cache_dir = config.cache_dir.as_ref().map(|d| {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut h = DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            d.join(format!("{:016x}", h.finish()))
+        });
+        Ok(EngineSet {
+            engine,
+            p1,
+            p2,
+            cache_dir,
+
+        })
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: RuntimeConfig,
+    pub(crate) plain: EngineSet,
+    pub(crate) fueled: OnceLock<EngineSet>,
+    /// Loaded modules by content hash.
+    pub(crate) modules: Mutex<HashMap<[u8; 32], HookModule>>,
+    /// Loaded modules by path, with the file's length and mtime when it was read.
+    pub(crate) paths: Mutex<HashMap<PathBuf, cache::PathEntry>>,
+    pub(crate) stats: cache::Counters,
+}
+
+impl Inner {
+    pub(crate) fn engines(&self, fuel: bool) -> wasmtime::Result<&EngineSet> {
+        if !fuel {
+            return Ok(&self.plain);
+        }
+        if let Some(set) = self.fueled.get() {
+            return Ok(set);
+        }
+        let set = EngineSet::new(&self.config, true)?;
+        Ok(self.fueled.get_or_init(|| set))
+    }
+}
+
+/// The wasm hook runtime. See the module docs.
+#[derive(Clone)]
+pub struct HookRuntime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HookRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookRuntime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HookRuntime {
+    /// Create the engine(s) and start the epoch ticker (a thread that ends with the runtime).
+    pub fn new(config: RuntimeConfig) -> wasmtime::Result<Self> {
+        let plain = EngineSet::new(&config, false)?;
+        let inner = Arc::new(Inner {
+            config,
+            plain,
+            fueled: OnceLock::new(),
+            modules: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
+            stats: Default::default(),
+        });
+        spawn_epoch_ticker(Arc::downgrade(&inner))?;
+        Ok(HookRuntime { inner })
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// How modules were obtained so far: compiled, or read from the disk cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.stats.snapshot()
+    }
+}
+
+/// Advance the epoch of every engine of the runtime each [`EPOCH_TICK`], until the runtime is
+/// dropped. Holding only a `Weak` keeps the thread from keeping the runtime alive.
+fn spawn_epoch_ticker(inner: Weak<Inner>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("wasmhook-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            let Some(inner) = inner.upgrade() else { return };
+            inner.plain.engine.increment_epoch();
+            if let Some(f) = inner.fueled.get() {
+                f.engine.increment_epoch();
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,435 @@
+//! Running one hook call: a fresh store and instance, WASI context, limits, and the outcome.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::cache::{HookModule, Prepared};
+use super::limits::{LimitHit, Limits, StoreLimiter};
+use super::output::{CapturedOutput, OutputBuffer};
+use super::typed;
+use super::HookRuntime;
+use crate::events::PodRef;
+use crate::handlers::HookKind;
+
+/// A host directory the hook sees at `guest` (a container's volume mount).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+    /// The volume's name, when it is one (shown to typed hooks).
+    pub volume: Option<String>,
+}
+
+/// Which pod, container and hook a call is for. Sets `WASMHOOK_POD`, `WASMHOOK_NAMESPACE`,
+/// `WASMHOOK_CONTAINER` and `WASMHOOK_HOOK`, and fills the typed hook context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookIdentity {
+    pub pod: PodRef,
+    pub container: String,
+    pub kind: HookKind,
+}
+
+/// One hook call.
+#[derive(Clone, Debug, Default)]
+pub struct Invocation {
+    /// `argv`, including `argv[0]` (the module name).
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub preopens: Vec<Preopen>,
+    pub limits: Limits,
+    pub identity: Option<HookIdentity>,
+    /// Cancelling it stops the hook (as dropping the `run` future does).
+    pub cancel: Option<CancellationToken>,
+}
+
+/// How a hook call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecStatus {
+    Success,
+    /// `proc_exit(n)` with `n != 0` (a preview 2 command returning `err` counts as 1).
+    Exited(i32),
+    /// A typed hook returned `err(message)`.
+    Failed(String),
+    TimedOut(Duration),
+    FuelExhausted(u64),
+    MemoryLimit(u64),
+    TableLimit(u64),
+    /// A wasm trap, with the wasm backtrace when there is one.
+    Trap(String),
+    Cancelled,
+    /// The call could not start (instantiation or WASI set-up failed).
+    Error(String),
+}
+
+impl ExecStatus {
+    /// Short machine-readable name, used in JSON output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecStatus::Success => "success",
+            ExecStatus::Exited(_) => "exited",
+            ExecStatus::Failed(_) => "failed",
+            ExecStatus::TimedOut(_) => "timeout",
+            ExecStatus::FuelExhausted(_) => "fuel-exhausted",
+            ExecStatus::MemoryLimit(_) => "memory-limit",
+            ExecStatus::TableLimit(_) => "table-limit",
+            ExecStatus::Trap(_) => "trap",
+            ExecStatus::Cancelled => "cancelled",
+            ExecStatus::Error(_) => "error",
+        }
+    }
+}
+
+impl fmt::Display for ExecStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecStatus::Success => f.write_str("succeeded"),
+            ExecStatus::Exited(n) => write!(f, "exited with code {n}"),
+            ExecStatus::Failed(msg) => f.write_str(msg),
+            ExecStatus::TimedOut(d) => write!(f, "timed out after {}", humantime::format_duration(*d)),
+            ExecStatus::FuelExhausted(budget) => write!(f, "fuel exhausted (budget {budget})"),
+            ExecStatus::MemoryLimit(bytes) => {
+                write!(f, "memory limit of {} exceeded", format_bytes(*bytes))
+            }
+            ExecStatus::TableLimit(n) => write!(f, "table limit of {n} elements exceeded"),
+            ExecStatus::Trap(msg) => write!(f, "trap: {msg}"),
+            ExecStatus::Cancelled => f.write_str("cancelled"),
+            ExecStatus::Error(msg) => write!(f, "cannot run: {msg}"),
+        }
+    }
+}
+
+fn format_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// Everything about a finished call.
+#[derive(Clone, Debug)]
+pub struct ExecOutcome {
+    pub status: ExecStatus,
+    pub output: CapturedOutput,
+    pub duration: Duration,
+    /// Fuel consumed, when the call was metered.
+    pub fuel_used: Option<u64>,
+}
+
+impl ExecOutcome {
+    pub fn is_success(&self) -> bool {
+        self.status == ExecStatus::Success
+    }
+
+    /// The exit code a process would have had: 0, `n` for `proc_exit(n)`, 1 for a failed
+    /// typed hook, `None` when the hook was stopped or trapped.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.status {
+            ExecStatus::Success => Some(0),
+            ExecStatus::Exited(n) => Some(n),
+            ExecStatus::Failed(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// Whether output was dropped at the cap.
+    pub fn truncated(&self) -> bool {
+        self.output.dropped > 0
+    }
+
+    /// The combined output, with a marker line when bytes were dropped.
+    pub fn output_with_marker(&self) -> Vec<u8> {
+        let mut out = self.output.combined.clone();
+        if self.output.dropped > 0 {
+            out.extend_from_slice(
+                format!("\n[wasmhook: output truncated, {} bytes dropped]\n", self.output.dropped)
+                    .as_bytes(),
+            );
+        }
+        out
+    }
+}
+
+/// Store data of preview 1 modules.
+pub(crate) struct P1State {
+    pub(crate) wasi: WasiP1Ctx,
+    limiter: StoreLimiter,
+}
+
+/// Store data of components.
+pub(crate) struct P2State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: StoreLimiter,
+}
+
+impl WasiView for P2State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The error our epoch callback raises at the deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("hook deadline reached")]
+struct DeadlineReached;
+
+impl HookRuntime {
+    /// Run one call of `module`. Never fails: every problem is an [`ExecStatus`].
+    pub async fn run(&self, module: &HookModule, inv: Invocation) -> ExecOutcome {
+        let started = Instant::now();
+        let output = OutputBuffer::new(inv.limits.max_output);
+        let mut fuel_used = None;
+        let call = self.call(module, &inv, &output, started, &mut fuel_used);
+        let timeout = inv.limits.timeout;
+        let cancel = inv.cancel.clone().unwrap_or_default();
+        let status = tokio::select! {
+            r = tokio::time::timeout(timeout, call) => r.unwrap_or(ExecStatus::TimedOut(timeout)),
+            _ = cancel.cancelled() => ExecStatus::Cancelled,
+        };
+        ExecOutcome {
+            status,
+            output: output.take(),
+            duration: started.elapsed(),
+            fuel_used,
+        }
+    }
+
+    async fn call(
+        &self,
+        module: &HookModule,
+        inv: &Invocation,
+        output: &OutputBuffer,
+        started: Instant,
+        fuel_used: &mut Option<u64>,
+    ) -> ExecStatus {
+        let limits = &inv.limits;
+        let prepared: Arc<Prepared> = match HookRuntime::prepared(&self.inner, module, limits.fuel.is_some()) {
+            Ok(p) => p,
+            Err(e) => return ExecStatus::Error(e),
+        };
+        let wasi = match wasi_builder(inv, output) {
+            Ok(b) => b,
+            Err(e) => return ExecStatus::Error(e),
+        };
+        let deadline = started + limits.timeout;
+        match &*prepared {
+            Prepared::P1(pre) => {
+                let mut wasi = wasi;
+                let state = P1State {
+                    wasi: wasi.build_p1(),
+                    limiter: StoreLimiter::new(limits),
+                };
+                let mut store = Store::new(pre.module().engine(), state);
+                store.limiter(|s| &mut s.limiter);
+                configure(&mut store, deadline, limits.fuel);
+                let result = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    start.call_async(&mut store, ()).await
+                }
+                .await;
+                *fuel_used = fuel_consumed(&store, limits.fuel);
+                match result {
+                    Ok(()) => ExecStatus::Success,
+                    Err(e) => classify(e, limits),
+                }
+            }
+            Prepared::Command(pre) => {
+                let mut store = p2_store(pre.engine(), wasi, limits, deadline);
+                let result = async {
+                    let cmd = pre.instantiate_async(&mut store).await?;
+                    cmd.wasi_cli_run().call_run(&mut store).await
+                }
+                .await;
+                *fuel_used = fuel_consumed(&store, limits.fuel);
+                match result {
+                    Ok(Ok(())) => ExecStatus::Success,
+                    Ok(Err(())) => ExecStatus::Exited(1),
+                    Err(e) => classify(e, limits),
+                }
+            }
+            Prepared::Typed(pre) => {
+                let mut store = p2_store(pre.engine(), wasi, limits, deadline);
+                let ctx = typed_context(inv);
+                let result = async {
+                    let hook = pre.instantiate_async(&mut store).await?;
+                    hook.wasmhook_hook_handler().call_run(&mut store, &ctx).await
+                }
+                .await;
+                *fuel_used = fuel_consumed(&store, limits.fuel);
+                match result {
+                    Ok(Ok(())) => ExecStatus::Success,
+                    Ok(Err(msg)) => ExecStatus::Failed(msg),
+                    Err(e) => classify(e, limits),
+                }
+            }
+        }
+    }
+}
+
+/// The WASI context: argv, env (with `WASMHOOK_*` winning clashes), preopens, captured
+/// output, empty stdin, and sockets only when allowed. Nothing else of the host.
+fn wasi_builder(inv: &Invocation, output: &OutputBuffer) -> Result<WasiCtxBuilder, String> {
+    let mut b = WasiCtxBuilder::new();
+    b.args(&inv.args)
+        .stdout(output.stdout())
+        .stderr(output.stderr());
+    let ours = identity_env(inv.identity.as_ref());
+    for (k, v) in &inv.env {
+        if !ours.iter().any(|(o, _)| o == k) {
+            b.env(k, v);
+        }
+    }
+    b.envs(&ours);
+    for p in &inv.preopens {
+        let perms = if p.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        b.preopened_dir(&p.host, &p.guest, perms).map_err(|e| {
+            format!("cannot open {} for the hook at {}: {e}", p.host.display(), p.guest)
+        })?;
+    }
+    if inv.limits.allow_network {
+        b.inherit_network()
+            .allow_tcp(true)
+            .allow_udp(true)
+            .allow_ip_name_lookup(true);
+    }
+    Ok(b)
+}
+
+fn identity_env(id: Option<&HookIdentity>) -> Vec<(String, String)> {
+    match id {
+        None => Vec::new(),
+        Some(id) => vec![
+            ("WASMHOOK_POD".into(), id.pod.name.clone()),
+            ("WASMHOOK_NAMESPACE".into(), id.pod.namespace.clone()),
+            ("WASMHOOK_CONTAINER".into(), id.container.clone()),
+            ("WASMHOOK_HOOK".into(), id.kind.as_str().into()),
+        ],
+    }
+}
+
+fn typed_context(inv: &Invocation) -> typed::Context {
+    let (pod, namespace, uid, container, kind) = match &inv.identity {
+        Some(id) => (
+            id.pod.name.clone(),
+            id.pod.namespace.clone(),
+            id.pod.uid.clone(),
+            id.container.clone(),
+            id.kind,
+        ),
+        None => Default::default(),
+    };
+    let mut env: Vec<(String, String)> = inv.env.clone();
+    let ours = identity_env(inv.identity.as_ref());
+    env.retain(|(k, _)| !ours.iter().any(|(o, _)| o == k));
+    env.extend(ours);
+    typed::Context {
+        pod,
+        namespace,
+        uid,
+        container,
+        kind: match kind {
+            HookKind::PostStart => typed::WitHookKind::PostStart,
+            HookKind::PreStop => typed::WitHookKind::PreStop,
+        },
+        args: inv.args.clone(),
+        env,
+        volumes: inv
+            .preopens
+            .iter()
+            .map(|p| typed::Volume {
+                name: p.volume.clone().unwrap_or_default(),
+                path: p.guest.clone(),
+                read_only: p.read_only,
+            })
+            .collect(),
+    }
+}
+
+fn p2_store(
+    engine: &wasmtime::Engine,
+    mut wasi: WasiCtxBuilder,
+    limits: &Limits,
+    deadline: Instant,
+) -> Store<P2State> {
+    let state = P2State {
+        ctx: wasi.build(),
+        table: ResourceTable::new(),
+        limiter: StoreLimiter::new(limits),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    configure(&mut store, deadline, limits.fuel);
+    store
+}
+
+/// Fuel budget and the epoch deadline: at every tick the guest yields to the executor (so
+/// cancellation and other tasks make progress), and past `deadline` it traps.
+fn configure<T: 'static>(store: &mut Store<T>, deadline: Instant, fuel: Option<u64>) {
+    if let Some(fuel) = fuel {
+        store
+            .set_fuel(fuel)
+            .expect("fuel is enabled on the engine that prepared this module");
+    }
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(DeadlineReached.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+}
+
+fn fuel_consumed<T: 'static>(store: &Store<T>, budget: Option<u64>) -> Option<u64> {
+    let budget = budget?;
+    Some(budget.saturating_sub(store.get_fuel().unwrap_or(0)))
+}
+
+/// Turn the error of an instantiation or call into a status.
+fn classify(e: wasmtime::Error, limits: &Limits) -> ExecStatus {
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        return match exit.0 {
+            0 => ExecStatus::Success,
+            n => ExecStatus::Exited(n),
+        };
+    }
+    if e.downcast_ref::<DeadlineReached>().is_some() {
+        return ExecStatus::TimedOut(limits.timeout);
+    }
+    match e.downcast_ref::<LimitHit>() {
+        Some(LimitHit::Memory) => return ExecStatus::MemoryLimit(limits.max_memory),
+        Some(LimitHit::Table) => return ExecStatus::TableLimit(limits.max_table_elements),
+        None => {}
+    }
+    if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
+        return ExecStatus::FuelExhausted(limits.fuel.unwrap_or(0));
+    }
+    let mut msg = e.root_cause().to_string();
+    if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
+        let bt = bt.to_string();
+        if !bt.trim().is_empty() {
+            msg.push('\n');
+            msg.push_str(bt.trim_end());
+        }
+    }
+    ExecStatus::Trap(msg)
+}

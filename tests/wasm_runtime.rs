@@ -1,0 +1,439 @@
+//! The wasm hook runtime with real modules: WAT fixtures under `tests/fixtures/wat/` and the
+//! example hooks under `examples/hooks/bin/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use wasmhook::events::PodRef;
+use wasmhook::handlers::HookKind;
+use wasmhook::wasm::{
+    Allocator, ExecStatus, HookIdentity, HookModule, HookRuntime, Invocation, Limits, LoadError,
+    ModuleKind, Preopen, RuntimeConfig,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wat").join(name)
+}
+
+fn runtime_with(cache: Option<&Path>, allow_precompiled: bool) -> HookRuntime {
+    HookRuntime::new(RuntimeConfig {
+        allocator: Allocator::Pooling { max_instances: 256 },
+        cache_dir: cache.map(Path::to_owned),
+        allow_precompiled,
+        default_limits: Limits::default(),
+    })
+    .expect("runtime")
+}
+
+fn runtime() -> HookRuntime {
+    runtime_with(None, false)
+}
+
+fn load(rt: &HookRuntime, name: &str) -> HookModule {
+    rt.load_file(&fixture(name)).expect("fixture loads")
+}
+
+fn inv(args: &[&str]) -> Invocation {
+    Invocation {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        limits: Limits {
+            timeout: Duration::from_secs(20),
+            ..Limits::default()
+        },
+        ..Invocation::default()
+    }
+}
+
+/// After a hostile hook, the runtime still runs a well-behaved one.
+async fn still_serving(rt: &HookRuntime) {
+    let out = rt.run(&load(rt, "hello.wat"), inv(&["hello.wasm"])).await;
+    assert_eq!(out.status, ExecStatus::Success);
+    assert_eq!(out.output.combined, b"out 1\nerr\nout 2\n");
+}
+
+#[tokio::test]
+async fn success_and_exit_codes() {
+    let rt = runtime();
+    let ok = rt.run(&load(&rt, "noop.wat"), inv(&["noop.wasm"])).await;
+    assert_eq!(ok.status, ExecStatus::Success);
+    assert_eq!(ok.exit_code(), Some(0));
+
+    let three = rt.run(&load(&rt, "exit3.wat"), inv(&["exit3.wasm"])).await;
+    assert_eq!(three.status, ExecStatus::Exited(3));
+    assert_eq!(three.exit_code(), Some(3));
+    assert_eq!(three.status.to_string(), "exited with code 3");
+    assert_eq!(three.output.stderr, b"not ready yet\n");
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_interleave_in_write_order() {
+    let rt = runtime();
+    let out = rt.run(&load(&rt, "hello.wat"), inv(&["hello.wasm"])).await;
+    assert_eq!(out.output.combined, b"out 1\nerr\nout 2\n");
+    assert_eq!(out.output.stderr, b"err\n");
+    assert!(!out.truncated());
+}
+
+#[tokio::test]
+async fn argv_and_env_are_exactly_what_was_given() {
+    let rt = runtime();
+    let mut call = inv(&["dump.wasm", "a b", "--flag"]);
+    call.env = vec![
+        ("GREETING".into(), "hello world".into()),
+        ("WASMHOOK_POD".into(), "spoofed".into()),
+    ];
+    call.identity = Some(HookIdentity {
+        pod: PodRef {
+            name: "web".into(),
+            namespace: "default".into(),
+            uid: "u1".into(),
+        },
+        container: "app".into(),
+        kind: HookKind::PreStop,
+    });
+    let out = rt.run(&load(&rt, "dump.wat"), call).await;
+    assert_eq!(out.status, ExecStatus::Success);
+    let split = out.output.combined.iter().position(|b| *b == 0xff).unwrap();
+    let (args, env) = (&out.output.combined[..split], &out.output.combined[split + 1..]);
+    assert_eq!(args, b"dump.wasm\0a b\0--flag\0");
+    let env: Vec<&str> = std::str::from_utf8(env)
+        .unwrap()
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "GREETING=hello world",
+            "WASMHOOK_POD=web",
+            "WASMHOOK_NAMESPACE=default",
+            "WASMHOOK_CONTAINER=app",
+            "WASMHOOK_HOOK=preStop"
+        ],
+        "the host's environment must not leak, and WASMHOOK_* win clashes"
+    );
+}
+
+fn preopen(dir: &Path, read_only: bool) -> Preopen {
+    Preopen {
+        host: dir.to_owned(),
+        guest: "/data".into(),
+        read_only,
+        volume: Some("data".into()),
+    }
+}
+
+#[tokio::test]
+async fn writes_into_a_preopen_and_honours_read_only() {
+    let rt = runtime();
+    let module = load(&rt, "open.wat");
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut call = inv(&["open.wasm", "message.txt"]);
+    call.preopens = vec![preopen(dir.path(), false)];
+    let out = rt.run(&module, call).await;
+    assert_eq!(out.status, ExecStatus::Success, "{:?}", out);
+    assert_eq!(std::fs::read(dir.path().join("message.txt")).unwrap(), b"ok\n");
+
+    let mut call = inv(&["open.wasm", "other.txt"]);
+    call.preopens = vec![preopen(dir.path(), true)];
+    let out = rt.run(&module, call).await;
+    assert!(matches!(out.status, ExecStatus::Exited(n) if n > 0), "{:?}", out.status);
+    assert!(!dir.path().join("other.txt").exists());
+}
+
+#[tokio::test]
+async fn escapes_from_a_preopen_are_denied() {
+    let rt = runtime();
+    let module = load(&rt, "open.wat");
+    let root = tempfile::tempdir().unwrap();
+    let volume = root.path().join("volume");
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, volume.join("link-dir")).unwrap();
+    std::os::unix::fs::symlink(outside.join("target.txt"), volume.join("link-file")).unwrap();
+    std::os::unix::fs::symlink("../outside", volume.join("relative-link")).unwrap();
+
+    for path in [
+        "../outside/escaped.txt",
+        "/tmp/escaped.txt",
+        "link-dir/escaped.txt",
+        "link-file",
+        "relative-link/escaped.txt",
+        "sub/../../outside/escaped.txt",
+    ] {
+        let mut call = inv(&["open.wasm", path]);
+        call.preopens = vec![preopen(&volume, false)];
+        let out = rt.run(&module, call).await;
+        assert!(
+            matches!(out.status, ExecStatus::Exited(n) if n > 100),
+            "{path}: {:?}",
+            out.status
+        );
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+    assert!(!Path::new("/tmp/escaped.txt").exists());
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_by_the_timeout() {
+    let rt = runtime();
+    let mut call = inv(&["loop.wasm"]);
+    call.limits.timeout = Duration::from_millis(200);
+    let out = rt.run(&load(&rt, "loop.wat"), call).await;
+    assert_eq!(out.status, ExecStatus::TimedOut(Duration::from_millis(200)));
+    assert_eq!(out.status.to_string(), "timed out after 200ms");
+    assert!(out.duration < Duration::from_secs(10), "{:?}", out.duration);
+    still_serving(&rt).await;
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_by_fuel() {
+    let rt = runtime();
+    let mut call = inv(&["loop.wasm"]);
+    call.limits.fuel = Some(10_000_000);
+    let out = rt.run(&load(&rt, "loop.wat"), call).await;
+    assert_eq!(out.status, ExecStatus::FuelExhausted(10_000_000));
+    assert_eq!(out.status.to_string(), "fuel exhausted (budget 10000000)");
+    assert_eq!(out.fuel_used, Some(10_000_000));
+
+    let mut call = inv(&["noop.wasm"]);
+    call.limits.fuel = Some(10_000_000);
+    let out = rt.run(&load(&rt, "noop.wat"), call).await;
+    assert_eq!(out.status, ExecStatus::Success);
+    assert!(out.fuel_used.unwrap() < 100, "{:?}", out.fuel_used);
+    still_serving(&rt).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_cap() {
+    let rt = runtime();
+    let mut call = inv(&["membomb.wasm"]);
+    call.limits.max_memory = 16 << 20;
+    let out = rt.run(&load(&rt, "membomb.wat"), call).await;
+    assert_eq!(out.status, ExecStatus::MemoryLimit(16 << 20));
+    assert_eq!(out.status.to_string(), "memory limit of 16 MiB exceeded");
+    still_serving(&rt).await;
+}
+
+#[tokio::test]
+async fn a_table_bomb_hits_the_table_cap() {
+    let rt = runtime();
+    let out = rt.run(&load(&rt, "tablebomb.wat"), inv(&["tablebomb.wasm"])).await;
+    assert_eq!(out.status, ExecStatus::TableLimit(10_000));
+    still_serving(&rt).await;
+}
+
+#[tokio::test]
+async fn an_output_flood_is_capped_without_failing_the_hook() {
+    let rt = runtime();
+    let mut call = inv(&["flood.wasm"]);
+    call.limits.max_output = 1 << 20;
+    let out = rt.run(&load(&rt, "flood.wat"), call).await;
+    assert_eq!(out.status, ExecStatus::Success);
+    assert_eq!(out.output.combined.len(), 1 << 20);
+    assert_eq!(out.output.dropped, (1 << 30) - (1 << 20));
+    assert!(out.truncated());
+    let marked = out.output_with_marker();
+    assert!(marked.ends_with(b"[wasmhook: output truncated, 1072693248 bytes dropped]\n"));
+}
+
+#[tokio::test]
+async fn deep_recursion_and_traps_are_reported_with_a_backtrace() {
+    let rt = runtime();
+    let out = rt.run(&load(&rt, "recurse.wat"), inv(&["recurse.wasm"])).await;
+    match &out.status {
+        ExecStatus::Trap(msg) => assert!(msg.contains("call stack exhausted"), "{msg}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    let out = rt.run(&load(&rt, "trap.wat"), inv(&["trap.wasm"])).await;
+    match &out.status {
+        ExecStatus::Trap(msg) => {
+            assert!(msg.contains("unreachable"), "{msg}");
+            assert!(msg.contains("inner") && msg.contains("outer"), "backtrace: {msg}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert!(out.status.to_string().starts_with("trap: "));
+    still_serving(&rt).await;
+}
+
+#[tokio::test]
+async fn a_hook_blocked_in_a_host_call_is_stopped_by_the_timeout() {
+    let rt = runtime();
+    let mut call = inv(&["block.wasm"]);
+    call.limits.timeout = Duration::from_millis(300);
+    let out = rt.run(&load(&rt, "block.wat"), call).await;
+    assert_eq!(out.status, ExecStatus::TimedOut(Duration::from_millis(300)));
+    assert!(out.duration < Duration::from_secs(10));
+    still_serving(&rt).await;
+}
+
+#[tokio::test]
+async fn cancellation_stops_a_hook() {
+    let rt = runtime();
+    let cancel = CancellationToken::new();
+    for name in ["block.wat", "loop.wat"] {
+        let cancel = CancellationToken::new();
+        let mut call = inv(&[name]);
+        call.cancel = Some(cancel.clone());
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            cancel.cancel();
+        });
+        let out = rt.run(&load(&rt, name), call).await;
+        canceller.await.unwrap();
+        assert_eq!(out.status, ExecStatus::Cancelled, "{name}");
+    }
+    drop(cancel);
+    // Dropping the future stops it too: the runtime is free afterwards.
+    let mut call = inv(&["loop.wasm"]);
+    call.limits.timeout = Duration::from_secs(3600);
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(100),
+        rt.run(&load(&rt, "loop.wat"), call),
+    )
+    .await;
+    assert!(dropped.is_err());
+    still_serving(&rt).await;
+}
+
+#[tokio::test]
+async fn invalid_modules_are_load_errors() {
+    let rt = runtime();
+    let err = rt.load_file(&fixture("nostart.wat")).unwrap_err();
+    assert!(matches!(err, LoadError::Invalid { .. }));
+    assert!(err.to_string().contains("exports no `_start`"), "{err}");
+
+    let err = rt.load_bytes("garbage.wasm", b"\0asm\x01\0\0\0garbage").unwrap_err();
+    assert!(err.to_string().starts_with("garbage.wasm: invalid hook module"), "{err}");
+
+    let err = rt.load_bytes("text.wat", b"(module (func $f (result i32)))").unwrap_err();
+    assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
+
+    let err = rt.load_file(Path::new("/nonexistent/hook.wasm")).unwrap_err();
+    assert!(matches!(err, LoadError::NotFound(_)));
+
+    let import = br#"(module (import "env" "nope" (func)) (func (export "_start")))"#;
+    let err = rt.load_bytes("imports.wat", import).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[tokio::test]
+async fn precompiled_modules_need_an_explicit_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = runtime()
+        .precompile(&std::fs::read(fixture("exit3.wat")).unwrap())
+        .unwrap();
+    let file = dir.path().join("exit3.cwasm");
+    std::fs::write(&file, &cwasm).unwrap();
+
+    let err = runtime().load_file(&file).unwrap_err();
+    assert!(matches!(err, LoadError::PrecompiledRefused(_)), "{err}");
+
+    let rt = runtime_with(None, true);
+    let module = rt.load_file(&file).unwrap();
+    assert_eq!(module.kind(), ModuleKind::P1Command);
+    let out = rt.run(&module, inv(&["exit3.cwasm"])).await;
+    assert_eq!(out.status, ExecStatus::Exited(3));
+}
+
+#[tokio::test]
+async fn the_disk_cache_is_reused_and_a_corrupt_entry_is_rebuilt() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = runtime_with(Some(cache.path()), false);
+    let module = first.load_file(&fixture("exit3.wat")).unwrap();
+    assert_eq!(first.cache_stats().compiled, 1);
+    // A second load of the same content is served from memory.
+    first.load_bytes("again.wat", &std::fs::read(fixture("exit3.wat")).unwrap()).unwrap();
+    assert_eq!(first.cache_stats().compiled, 1);
+
+    let entries: Vec<PathBuf> = walk(cache.path());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert!(entry.to_string_lossy().ends_with(&format!("{}.cwasm", module.content_hash())));
+
+    // A new process (runtime) deserializes instead of compiling.
+    let second = runtime_with(Some(cache.path()), false);
+    let module = second.load_file(&fixture("exit3.wat")).unwrap();
+    assert_eq!(second.cache_stats().disk_hits, 1);
+    assert_eq!(second.cache_stats().compiled, 0);
+    assert_eq!(second.run(&module, inv(&["x"])).await.status, ExecStatus::Exited(3));
+
+    // Flip one byte in the artifact: rejected, deleted, recompiled and rewritten.
+    let mut bytes = std::fs::read(entry).unwrap();
+    let last = bytes.len() - 100;
+    bytes[last] ^= 0xff;
+    std::fs::write(entry, &bytes).unwrap();
+    let third = runtime_with(Some(cache.path()), false);
+    let module = third.load_file(&fixture("exit3.wat")).unwrap();
+    let stats = third.cache_stats();
+    assert_eq!((stats.disk_rejected, stats.compiled, stats.disk_hits), (1, 1, 0));
+    assert_eq!(third.run(&module, inv(&["x"])).await.status, ExecStatus::Exited(3));
+    assert_ne!(std::fs::read(entry).unwrap(), bytes, "the entry was rewritten");
+
+    // A foreign file of the right name is not trusted either.
+    std::fs::write(entry, b"wasmhook-cwasm-1 but not really").unwrap();
+    let fourth = runtime_with(Some(cache.path()), false);
+    fourth.load_file(&fixture("exit3.wat")).unwrap();
+    assert_eq!(fourth.cache_stats().disk_rejected, 1);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_hooks_do_not_interfere() {
+    let rt = runtime();
+    let hello = load(&rt, "hello.wat");
+    let dump = load(&rt, "dump.wat");
+    let looping = load(&rt, "loop.wat");
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let rt = rt.clone();
+        let (hello, dump, looping) = (hello.clone(), dump.clone(), looping.clone());
+        tasks.push(tokio::spawn(async move {
+            match i % 10 {
+                // A few hostile neighbours spinning until their timeout.
+                0 => {
+                    let mut call = inv(&["loop.wasm"]);
+                    call.limits.timeout = Duration::from_millis(300);
+                    let out = rt.run(&looping, call).await;
+                    assert!(matches!(out.status, ExecStatus::TimedOut(_)));
+                }
+                1..=4 => {
+                    let arg = format!("call-{i}");
+                    let out = rt.run(&dump, inv(&["dump.wasm", &arg])).await;
+                    let expected = format!("dump.wasm\0{arg}\0\u{ff}");
+                    assert!(
+                        out.output.combined.starts_with(&{
+                            let mut v = format!("dump.wasm\0{arg}\0").into_bytes();
+                            v.push(0xff);
+                            v
+                        }),
+                        "{expected:?}"
+                    );
+                }
+                _ => {
+                    let out = rt.run(&hello, inv(&["hello.wasm"])).await;
+                    assert_eq!(out.output.combined, b"out 1\nerr\nout 2\n");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("no task panicked");
+    }
+}
