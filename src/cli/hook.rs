@@ -1,0 +1,253 @@
+//! `wasmhook hook run` and `wasmhook compile`: one hook by hand.
+//!
+//! `hook run` is a one-shot process, so it uses the on-demand allocator (the pooling
+//! allocator's set-up would cost more than the hook) and the disk cache (a second run
+//! deserializes instead of compiling).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::manifest::{parse_go_duration, parse_quantity_bytes};
+use crate::wasm::{
+    default_cache_dir, Allocator, ExecOutcome, ExecStatus, HookRuntime, Invocation, Limits,
+    LoadError, Preopen, RuntimeConfig,
+};
+
+/// Exit codes of `hook run` besides the hook's own, as `timeout(1)` and shells use them.
+pub mod exit {
+    pub const TIMED_OUT: u8 = 124;
+    pub const LIMIT_OR_TRAP: u8 = 125;
+    pub const INVALID_MODULE: u8 = 126;
+    pub const NOT_FOUND: u8 = 127;
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Options shared by every command that compiles or loads modules.
+#[derive(Args, Debug, Clone)]
+pub struct CacheArgs {
+    /// Directory of the compiled-module cache [default: $XDG_CACHE_HOME/wasmhook]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the compiled-module cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Accept precompiled `.cwasm` files (deserializing them is unsafe: only trusted files).
+    #[arg(long, global = true)]
+    pub allow_precompiled: bool,
+}
+
+impl CacheArgs {
+    pub fn runtime_config(&self, allocator: Allocator, default_limits: Limits) -> RuntimeConfig {
+        RuntimeConfig {
+            allocator,
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or_else(default_cache_dir)
+            },
+            allow_precompiled: self.allow_precompiled,
+            default_limits,
+        }
+    }
+}
+
+/// Hook limits, as flags. Names mirror `wasmtime run` where they overlap.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Wall-clock limit of a hook (`500ms`, `5s`, `2m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_go_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Instruction budget (enables fuel metering).
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Linear memory cap (`64Mi`, `1Gi`, bytes).
+    #[arg(long, value_name = "QUANTITY", value_parser = parse_quantity_bytes, default_value = "64Mi")]
+    pub max_memory: u64,
+    /// Captured output kept per hook; the rest is dropped (`1Mi`).
+    #[arg(long, value_name = "QUANTITY", value_parser = parse_quantity_bytes, default_value = "1Mi")]
+    pub max_output: u64,
+    /// Give hooks network access (WASI sockets; preview 2 components only).
+    #[arg(long)]
+    pub allow_network: bool,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            timeout: self.timeout,
+            fuel: self.fuel,
+            max_memory: self.max_memory,
+            max_output: usize::try_from(self.max_output).unwrap_or(usize::MAX),
+            allow_network: self.allow_network,
+            ..Limits::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct HookRunArgs {
+    /// The hook: a `.wasm` module or component, `.wat` text, or (allowed) `.cwasm`.
+    pub module: PathBuf,
+    /// Arguments passed to the hook after argv[0] (the module's file name).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// Preopen a host directory: `HOST[::GUEST]`, `:ro` at the end for read-only.
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]", value_parser = parse_dir)]
+    pub dirs: Vec<Preopen>,
+    /// Set an environment variable for the hook (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    pub module: PathBuf,
+    /// Where to write the precompiled module [default: MODULE with extension .cwasm]
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_dir(s: &str) -> Result<Preopen, String> {
+    let (spec, read_only) = match s.strip_suffix(":ro") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    };
+    let (host, guest) = match spec.split_once("::") {
+        Some((h, g)) => (h, g.to_owned()),
+        None => (spec, spec.to_owned()),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err("expected HOST[::GUEST][:ro]".into());
+    }
+    Ok(Preopen {
+        host: host.into(),
+        guest,
+        read_only,
+        volume: None,
+    })
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err("expected NAME=VALUE".into()),
+    }
+}
+
+pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> ExitCode {
+    let rt = match HookRuntime::new(cache.runtime_config(Allocator::OnDemand, args.limits.limits())) {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
+    };
+    let module = match rt.load_file(&args.module) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = match e {
+                LoadError::NotFound(_) => exit::NOT_FOUND,
+                _ => exit::INVALID_MODULE,
+            };
+            return super::fail(e.to_string(), code);
+        }
+    };
+    let argv0 = args
+        .module
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| args.module.display().to_string());
+    let invocation = Invocation {
+        args: std::iter::once(argv0).chain(args.args).collect(),
+        env: args.env,
+        preopens: args.dirs,
+        limits: args.limits.limits(),
+        identity: None,
+        cancel: None,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
+    };
+    let outcome = runtime.block_on(rt.run(&module, invocation));
+    match args.output {
+        OutputFormat::Text => {
+            let _ = std::io::stdout().write_all(&outcome.output_with_marker());
+            if !outcome.is_success() {
+                eprintln!("wasmhook: {}: {}", module.name(), outcome.status);
+            }
+        }
+        OutputFormat::Json => println!("{}", outcome_json(&module, &outcome)),
+    }
+    ExitCode::from(exit_code(&outcome))
+}
+
+/// The process exit code for a hook outcome (see [`exit`]).
+pub fn exit_code(outcome: &ExecOutcome) -> u8 {
+    match &outcome.status {
+        ExecStatus::TimedOut(_) => exit::TIMED_OUT,
+        ExecStatus::Error(_) => exit::INVALID_MODULE,
+        _ => match outcome.exit_code() {
+            Some(code) => u8::try_from(code).unwrap_or(1),
+            None => exit::LIMIT_OR_TRAP,
+        },
+    }
+}
+
+/// The outcome as one JSON object (`hook run --output json`).
+pub fn outcome_json(module: &crate::wasm::HookModule, o: &ExecOutcome) -> String {
+    serde_json::json!({
+        "module": module.name(),
+        "kind": module.kind(),
+        "status": o.status.name(),
+        "reason": o.status.to_string(),
+        "exitCode": o.exit_code(),
+        "output": String::from_utf8_lossy(&o.output.combined),
+        "truncated": o.truncated(),
+        "droppedBytes": o.output.dropped,
+        "durationMs": o.duration.as_secs_f64() * 1000.0,
+        "fuelUsed": o.fuel_used,
+    })
+    .to_string()
+}
+
+pub fn compile(args: CompileArgs, cache: &CacheArgs) -> ExitCode {
+    let bytes = match std::fs::read(&args.module) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return super::fail(LoadError::NotFound(args.module).to_string(), exit::NOT_FOUND)
+        }
+        Err(e) => return super::fail(format!("{}: {e}", args.module.display()), 1),
+    };
+    let rt = match HookRuntime::new(cache.runtime_config(Allocator::OnDemand, Limits::default())) {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
+    };
+    let out = args
+        .output
+        .unwrap_or_else(|| args.module.with_extension("cwasm"));
+    match rt.precompile(&bytes) {
+        Ok(cwasm) => match std::fs::write(&out, cwasm) {
+            Ok(()) => {
+                eprintln!("wrote {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => super::fail(format!("{}: {e}", out.display()), 1),
+        },
+        Err(e) => super::fail(
+            format!("{}: invalid hook module: {e}", args.module.display()),
+            exit::INVALID_MODULE,
+        ),
+    }
+}

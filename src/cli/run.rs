@@ -1,0 +1,226 @@
+//! `wasmhook run FILE...`: run Pod manifests on a backend and print Kubernetes-style events.
+//!
+//! Output (`--output text`): a live event stream like `kubectl get events`, hook results
+//! (with the full failure message and the hook's output), container log lines with
+//! `--logs`, and a status summary per pod at the end. `--output json`: one JSON object per
+//! line (events, `HookResult`s, `Log` lines), and last, one `PodStatus` per pod.
+//!
+//! Stopping: SIGINT/SIGTERM or `--stop-after` stop every pod gracefully (with
+//! `--grace-period` overriding the manifests'); a second SIGINT/SIGTERM kills at once.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use super::hook::{CacheArgs, LimitArgs, OutputFormat};
+use super::validate::{check, ManifestArgs};
+use crate::backend::{Backend, LogLine, LogStream, ProcessBackend};
+use crate::backend::process::ProcessBackendConfig;
+use crate::engine::{BackoffConfig, Engine, EngineConfig, PodPhase, PodStatus};
+use crate::events::{render_hook_json, render_hook_text, render_json, render_text, Record, Recorder};
+use crate::handlers::{Handlers, HookSettings};
+use crate::manifest::parse_go_duration;
+use crate::wasm::{Allocator, HookRuntime};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Containers as host process groups (no root, nothing to install).
+    #[default]
+    Process,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Pod manifests (YAML or JSON; several pods per file run side by side).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: BackendKind,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Print the containers' stdout and stderr, prefixed with pod/container.
+    #[arg(long)]
+    pub logs: bool,
+    /// Stop the pods gracefully after this long (`30s`, `2m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_go_duration)]
+    pub stop_after: Option<Duration>,
+    /// Override terminationGracePeriodSeconds when stopping (`kubectl delete --grace-period`).
+    #[arg(long, value_name = "SECONDS")]
+    pub grace_period: Option<i64>,
+    /// Multiply the crash-loop back-off (kubelet: 10 s doubling to 300 s) by this factor.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    pub backoff_scale: f64,
+    #[command(flatten)]
+    pub manifest: ManifestArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
+    if !(args.backoff_scale > 0.0 && args.backoff_scale.is_finite()) {
+        return super::fail("--backoff-scale must be a positive number", 2);
+    }
+    let limits = args.limits.limits();
+    let rt = match HookRuntime::new(
+        cache.runtime_config(Allocator::Pooling { max_instances: 1000 }, limits.clone()),
+    ) {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
+    };
+    let report = check(&args.files, &args.manifest, &rt);
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !report.is_valid() {
+        for e in &report.errors {
+            eprintln!("{e}");
+        }
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
+    };
+    let config = EngineConfig {
+        hook_defaults: HookSettings {
+            timeout: limits.timeout,
+            fuel: limits.fuel,
+            max_memory: limits.max_memory,
+            allow_network: limits.allow_network,
+            ..HookSettings::default()
+        },
+        hooks_dir: args.manifest.hooks_dir.clone(),
+        backoff: BackoffConfig::scaled(args.backoff_scale),
+    };
+    let statuses = runtime.block_on(run_pods(&args, rt, config, report.pods));
+    let code = statuses
+        .iter()
+        .map(|s| u8::from(!(s.phase == PodPhase::Succeeded || s.stopped_cleanly())))
+        .max()
+        .unwrap_or(0);
+    ExitCode::from(code)
+}
+
+async fn run_pods(
+    args: &RunArgs,
+    rt: HookRuntime,
+    config: EngineConfig,
+    pods: Vec<crate::manifest::ManifestPod>,
+) -> Vec<PodStatus> {
+    let (log_tx, log_rx) = mpsc::unbounded_channel();
+    let backend: Arc<dyn Backend> = match args.backend {
+        BackendKind::Process => Arc::new(ProcessBackend::new(ProcessBackendConfig {
+            state_dir: None,
+            logs: args.logs.then_some(log_tx),
+        })),
+    };
+    let engine = Engine::new(backend, Handlers::new(rt), config);
+    let (recorder, records) = Recorder::channel();
+    let printer = tokio::spawn(print_records(records, log_rx, args.output));
+    let handles: Vec<_> = pods
+        .iter()
+        .map(|p| engine.start_pod(p, recorder.clone()))
+        .collect();
+    drop(recorder);
+
+    let grace = args.grace_period;
+    let stop_after = args.stop_after;
+    let controller = {
+        let stops: Vec<_> = handles.iter().map(|h| h.stop_handle()).collect();
+        tokio::spawn(async move {
+            let (Ok(mut int), Ok(mut term)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+            else {
+                return;
+            };
+            let timer = async {
+                match stop_after {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                _ = timer => {}
+            }
+            for s in &stops {
+                s.stop(grace);
+            }
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("wasmhook: second interrupt, killing now");
+            for s in &stops {
+                s.kill();
+            }
+        })
+    };
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.wait().await);
+    }
+    controller.abort();
+    drop(engine);
+    let _ = printer.await;
+    let mut out = std::io::stdout().lock();
+    for s in &statuses {
+        let _ = match args.output {
+            OutputFormat::Json => writeln!(out, "{}", s.to_json()),
+            OutputFormat::Text => write!(out, "\n{}", s.to_text()),
+        };
+    }
+    statuses
+}
+
+/// Print events, hook reports and log lines as they come, until every sender is gone.
+async fn print_records(
+    mut records: mpsc::UnboundedReceiver<Record>,
+    mut logs: mpsc::UnboundedReceiver<LogLine>,
+    format: OutputFormat,
+) {
+    let color = std::io::stdout().is_terminal();
+    let (mut records_open, mut logs_open) = (true, true);
+    while records_open || logs_open {
+        let line = tokio::select! {
+            r = records.recv(), if records_open => match r {
+                None => { records_open = false; continue }
+                Some(Record::Event(e)) => match format {
+                    OutputFormat::Json => render_json(&e),
+                    OutputFormat::Text => render_text(&e, color),
+                },
+                Some(Record::Hook(h)) => match format {
+                    OutputFormat::Json => render_hook_json(&h),
+                    OutputFormat::Text => render_hook_text(&h),
+                },
+            },
+            l = logs.recv(), if logs_open => match l {
+                None => { logs_open = false; continue }
+                Some(l) => render_log(&l, format),
+            },
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+fn render_log(l: &LogLine, format: OutputFormat) -> String {
+    let stream = match l.stream {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    };
+    match format {
+        OutputFormat::Json => serde_json::json!({
+            "kind": "Log", "pod": l.pod, "container": l.container, "stream": stream, "line": l.line,
+        })
+        .to_string(),
+        OutputFormat::Text => format!("[{}/{}] {}", l.pod, l.container, l.line),
+    }
+}

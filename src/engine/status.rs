@@ -1,0 +1,160 @@
+//! Pod and container status, shaped like the API's `PodStatus`, and its stable JSON form:
+//! `{"kind": "PodStatus", "pod", "phase", "containers": [{"name", "restartCount", "state",
+//! "exitCode", "reason", "message"}]}`.
+
+use serde::Serialize;
+
+/// `PodStatus.phase`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum PodPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// `ContainerState`: exactly one of waiting, running, terminated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running,
+    Terminated {
+        exit_code: i32,
+        reason: String,
+        message: Option<String>,
+    },
+}
+
+impl ContainerState {
+    pub fn waiting(reason: &str) -> Self {
+        ContainerState::Waiting {
+            reason: reason.into(),
+            message: None,
+        }
+    }
+
+    /// `Completed` for exit code 0, `Error` otherwise (the reasons CRI runtimes report).
+    pub fn terminated(exit_code: i32) -> Self {
+        ContainerState::Terminated {
+            exit_code,
+            reason: if exit_code == 0 { "Completed" } else { "Error" }.into(),
+            message: None,
+        }
+    }
+}
+
+/// Which list of the spec a container comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContainerRole {
+    /// `initContainers[]` without `restartPolicy: Always`.
+    Init,
+    /// `initContainers[]` with `restartPolicy: Always`.
+    Sidecar,
+    /// `containers[]`.
+    App,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub name: String,
+    pub role: ContainerRole,
+    pub restart_count: u32,
+    pub state: ContainerState,
+    /// The exit code of the last termination, kept while the container restarts.
+    pub last_exit_code: Option<i32>,
+    /// Whether the last stop needed SIGKILL.
+    pub killed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodStatus {
+    pub pod: String,
+    pub phase: PodPhase,
+    pub containers: Vec<ContainerStatus>,
+    /// The pod was stopped on request (signal, `--stop-after`), not by completing.
+    pub stop_requested: bool,
+}
+
+impl PodStatus {
+    /// Stopped on request and every container stopped by its stop signal, without SIGKILL.
+    pub fn stopped_cleanly(&self) -> bool {
+        self.stop_requested && self.containers.iter().all(|c| !c.killed)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonContainer<'a> {
+    name: &'a str,
+    role: ContainerRole,
+    restart_count: u32,
+    state: &'static str,
+    exit_code: Option<i32>,
+    reason: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+impl PodStatus {
+    /// One JSON object, no trailing newline.
+    pub fn to_json(&self) -> String {
+        let containers: Vec<JsonContainer> = self
+            .containers
+            .iter()
+            .map(|c| {
+                let (state, reason, message, exit_code) = match &c.state {
+                    ContainerState::Waiting { reason, message } => {
+                        ("waiting", Some(reason.as_str()), message.as_deref(), c.last_exit_code)
+                    }
+                    ContainerState::Running => ("running", None, None, None),
+                    ContainerState::Terminated {
+                        exit_code,
+                        reason,
+                        message,
+                    } => ("terminated", Some(reason.as_str()), message.as_deref(), Some(*exit_code)),
+                };
+                JsonContainer {
+                    name: &c.name,
+                    role: c.role,
+                    restart_count: c.restart_count,
+                    state,
+                    exit_code,
+                    reason,
+                    message,
+                }
+            })
+            .collect();
+        serde_json::json!({
+            "kind": "PodStatus",
+            "pod": self.pod,
+            "phase": self.phase,
+            "stopRequested": self.stop_requested,
+            "containers": containers,
+        })
+        .to_string()
+    }
+
+    /// A short table for people.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("pod/{}: {:?}\n", self.pod, self.phase);
+        for c in &self.containers {
+            let state = match &c.state {
+                ContainerState::Waiting { reason, .. } => format!("Waiting ({reason})"),
+                ContainerState::Running => "Running".to_string(),
+                ContainerState::Terminated {
+                    exit_code, reason, ..
+                } => format!("Terminated ({reason}, exit code {exit_code})"),
+            };
+            out.push_str(&format!(
+                "  {:<24} {:<8} restarts={:<3} {state}\n",
+                c.name,
+                format!("{:?}", c.role).to_lowercase(),
+                c.restart_count
+            ));
+        }
+        out
+    }
+}
