@@ -1,11 +1,127 @@
-//! The `tcpSocket` handler (a wasmhook extension). (Being written: issue 5.)
+//! The `tcpSocket` handler (a wasmhook extension: the kubelet rejects it as an invalid
+//! handler, `lifecycle-semantics.md` §3.4). It opens a TCP connection to `host` (default: the
+//! pod IP) and `port` (named ports resolved like httpGet) and closes it at once, like the
+//! kubelet's TCP probe (`net.DialTimeout` + `Close`). Bounded by `settings.timeout` and
+//! `cancel`.
+//!
+//! Also home of the dialer shared with httpGet, whose errors read like Go's `net.OpError`.
 
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::TCPSocketAction;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::net::TcpStream;
 
-use super::{HookContext, HookOutcome};
+use super::{resolve_port, HookContext, HookOutcome};
+use crate::events::go_quote;
 
-pub async fn run(_action: &TCPSocketAction, _ctx: &HookContext) -> HookOutcome {
-    HookOutcome::failed(Instant::now(), "tcpSocket: not implemented yet".into())
+pub async fn run(action: &TCPSocketAction, ctx: &HookContext) -> HookOutcome {
+    let started = Instant::now();
+    let port_text = match &action.port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    };
+    let fail = |err: String| {
+        HookOutcome::failed(
+            started,
+            format!(
+                "TCP lifecycle hook ({port_text}) for Container {} in Pod {} failed - error: {err}",
+                go_quote(ctx.target.container.as_bytes()),
+                go_quote(ctx.target.pod.to_string().as_bytes()),
+            ),
+        )
+    };
+    let port = match resolve_port(&action.port, &ctx.target) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let host = match action.host.as_deref() {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => ctx.target.pod_ip.to_string(),
+    };
+    let deadline = super::http::deadline(ctx.settings.timeout);
+    let mut current = None;
+    let stop = {
+        let connect = dial(&host, port, &mut current);
+        tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => Err("operation was canceled"),
+            r = connect => Ok(r),
+            _ = tokio::time::sleep_until(deadline) => Err("i/o timeout"),
+        }
+    };
+    match stop {
+        // Dropping the stream closes the connection at once.
+        Ok(Ok(_stream)) => HookOutcome::ok(started),
+        Ok(Err(e)) => fail(e),
+        Err(why) => fail(match current {
+            Some(addr) => format!("dial tcp {addr}: {why}"),
+            None => format!("dial tcp: lookup {host}: {why}"),
+        }),
+    }
+}
+
+/// Connect to `host:port` like Go's `net.Dial("tcp", ...)`: an IP literal is dialled
+/// directly, a name is resolved and its addresses are tried in order. `current` tracks the
+/// address being dialled, so a caller whose deadline fires can name it. Errors read like Go's:
+/// `dial tcp 127.0.0.1:1: connect: connection refused`, `dial tcp: lookup x: no such host`.
+pub(crate) async fn dial(
+    host: &str,
+    port: u16,
+    current: &mut Option<SocketAddr>,
+) -> Result<TcpStream, String> {
+    *current = None;
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => match tokio::net::lookup_host((host, port)).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => {
+                return Err(format!(
+                    "dial tcp: lookup {host}: {}",
+                    lookup_error_text(&e)
+                ))
+            }
+        },
+    };
+    let mut first_error = None;
+    for addr in addrs {
+        *current = Some(addr);
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => {
+                first_error
+                    .get_or_insert_with(|| format!("dial tcp {addr}: connect: {}", errno_text(&e)));
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| format!("dial tcp: lookup {host}: no such host")))
+}
+
+/// Go's `syscall.Errno` text: the C library's message with a lowercase first letter, without
+/// Rust's ` (os error N)` suffix.
+pub(crate) fn errno_text(err: &io::Error) -> String {
+    let text = err.to_string();
+    let text = match (err.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(i)) => &text[..i],
+        _ => &text[..],
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn lookup_error_text(err: &io::Error) -> String {
+    let text = err.to_string();
+    if text.contains("not known")
+        || text.contains("No address associated")
+        || text.contains("nodename nor servname")
+    {
+        "no such host".to_owned()
+    } else {
+        errno_text(err)
+    }
 }

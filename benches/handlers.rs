@@ -1,0 +1,160 @@
+//! Host handler overhead against the bare libraries, on the same local server in the same
+//! run: the httpGet handler vs a bare hyper GET on a fresh connection, and the tcpSocket
+//! handler vs a bare tokio connect. The server closes every connection after one response
+//! (no keep-alive), so both sides pay for a new connection each time.
+//!
+//! Run: `cargo bench --bench handlers`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{HTTPGetAction, TCPSocketAction};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+use wasmhook::events::PodRef;
+use wasmhook::handlers::http::HttpClient;
+use wasmhook::handlers::{http, tcp, HookContext, HookKind, HookSettings, HookTarget};
+
+fn main() {
+    divan::main();
+}
+
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+/// A keep-alive-free HTTP server on its own runtime thread; returns its address.
+fn server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                while let Ok((mut s, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let mut buf = Vec::with_capacity(1024);
+                        let mut chunk = [0u8; 1024];
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let _ = s.write_all(RESPONSE).await;
+                        let _ = s.shutdown().await;
+                    });
+                }
+            });
+        });
+        rx.recv().unwrap()
+    })
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn ctx() -> HookContext {
+    HookContext {
+        target: HookTarget {
+            pod: PodRef {
+                name: "web".into(),
+                namespace: "default".into(),
+                uid: "uid-1".into(),
+            },
+            container: "app".into(),
+            kind: HookKind::PostStart,
+            pod_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: vec![],
+            env: vec![],
+            mounts: vec![],
+        },
+        settings: HookSettings {
+            timeout: Duration::from_secs(10),
+            ..HookSettings::default()
+        },
+        cancel: CancellationToken::new(),
+    }
+}
+
+#[divan::bench(sample_count = 200, sample_size = 10)]
+fn http_get_handler(bencher: divan::Bencher) {
+    let addr = server();
+    let rt = runtime();
+    let client = HttpClient::new();
+    let ctx = ctx();
+    let action = HTTPGetAction {
+        port: IntOrString::Int(i32::from(addr.port())),
+        path: Some("/ready".into()),
+        ..Default::default()
+    };
+    bencher.bench_local(|| {
+        let o = rt.block_on(http::run(&client, &action, &ctx));
+        assert!(o.result.is_ok(), "{o:?}");
+    });
+}
+
+#[divan::bench(sample_count = 200, sample_size = 10)]
+fn http_get_bare_hyper(bencher: divan::Bencher) {
+    let addr = server();
+    let rt = runtime();
+    let host = addr.to_string();
+    bencher.bench_local(|| {
+        rt.block_on(async {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            let conn = tokio::spawn(conn);
+            let req = ::http::Request::get("/ready")
+                .header("host", host.as_str())
+                .body(Empty::new())
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            assert!(resp.status().is_success());
+            resp.into_body().collect().await.unwrap();
+            let _ = conn.await;
+        })
+    });
+}
+
+#[divan::bench(sample_count = 200, sample_size = 10)]
+fn tcp_socket_handler(bencher: divan::Bencher) {
+    let addr = server();
+    let rt = runtime();
+    let ctx = ctx();
+    let action = TCPSocketAction {
+        host: None,
+        port: IntOrString::Int(i32::from(addr.port())),
+    };
+    bencher.bench_local(|| {
+        let o = rt.block_on(tcp::run(&action, &ctx));
+        assert!(o.result.is_ok(), "{o:?}");
+    });
+}
+
+#[divan::bench(sample_count = 200, sample_size = 10)]
+fn tcp_socket_bare_tokio(bencher: divan::Bencher) {
+    let addr = server();
+    let rt = runtime();
+    bencher.bench_local(|| {
+        rt.block_on(async {
+            drop(TcpStream::connect(addr).await.unwrap());
+        })
+    });
+}

@@ -1,0 +1,635 @@
+//! The `httpGet` handler, with the kubelet's semantics (`lifecycle-semantics.md` §3.2,
+//! kubelet `pkg/kubelet/lifecycle/handlers.go` + `pkg/probe/http/request.go` and the Go
+//! `net/http` client it runs on):
+//!
+//! - **Request.** `GET <scheme>://<host>:<port><path>`; `path` is a URL reference (`?query`
+//!   works, a missing `/` is added), IPv6 hosts are bracketed. `httpHeaders` keep their order
+//!   and repeats; `User-Agent: kube-lifecycle/<major>.<minor>` and `Accept: */*` are added
+//!   unless supplied (an empty `Accept` removes it); a `Host` header becomes the request's
+//!   Host while TCP still goes to the URL host. Like Go, header names are written in
+//!   canonical case (`X-Foo`), `Accept-Encoding: gzip` is added when no `Accept-Encoding` or
+//!   `Range` is given, and user `Content-Length`/`Transfer-Encoding`/`Trailer` are not sent.
+//! - **Connection.** A new TCP connection per request (no pool, unlike the kubelet's
+//!   keep-alive client: hooks are rare and a pooled connection to a dead pod is useless).
+//!   HTTPS never verifies certificates (see [`tls`]).
+//! - **Redirects** (301/302/303/307/308 with a `Location`) are followed while the hostname
+//!   equals the original one (port and scheme may change); Go's `Referer` is set and the Host
+//!   override survives relative redirects only. At most 10 requests are made: a 10th redirect
+//!   fails with `stopped after 10 redirects` (Go's `len(via) >= 10`). A cross-host redirect is
+//!   not followed and the 3xx counts as the final response.
+//! - **Result.** Only transport errors fail; the status is ignored unless
+//!   [`HttpStatusMode::Strict`]. The final body is read and dropped up to 10 KiB when its
+//!   length is unknown or at most 10 KiB, then the connection is closed.
+//! - **HTTPS→HTTP fallback.** If the server answers the ClientHello in plain HTTP, the
+//!   original request is retried once over `http` without `Authorization`; on success the
+//!   outcome carries a Warning `LifecycleHTTPFallback` event on the pod, on failure the
+//!   original error is reported.
+//! - **[ext] Bounds.** The whole call (fallback included) ends at `settings.timeout` or
+//!   `cancel`, with Go's `http.Client.Timeout` texts (the kubelet has no timeout here).
+//!
+//! Errors read like Go's `*url.Error`: `Get "<url>": <cause>`.
+
+mod tls;
+mod url;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{ACCEPT_ENCODING, HOST, LOCATION, REFERER, USER_AGENT};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body, Bytes};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::HTTPGetAction;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
+
+use self::url::Url;
+use super::tcp::{dial, errno_text};
+use super::{resolve_port, HookContext, HookOutcome, HookTarget, HttpStatusMode};
+use crate::events::{go_quote, reason, Event, EventType};
+
+/// The kubelet's `maxRespBodyLength`: how much of the final body is read and dropped.
+const MAX_RESP_BODY: u64 = 10 << 10;
+/// Go's `maxBodySlurpSize`: how much of a followed redirect's body is read and dropped.
+const MAX_REDIRECT_BODY: u64 = 2 << 10;
+/// Go's default redirect policy: at most 10 requests in a chain.
+const MAX_REQUESTS: usize = 10;
+
+/// Shared HTTP client state: the rustls config (built once; cheap to clone).
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new()
+    }
+}
+
+impl HttpClient {
+    pub fn new() -> Self {
+        HttpClient {
+            tls: tls::client_config(),
+        }
+    }
+}
+
+pub async fn run(client: &HttpClient, action: &HTTPGetAction, ctx: &HookContext) -> HookOutcome {
+    let started = Instant::now();
+    let fail = |err: String| {
+        HookOutcome::failed(
+            started,
+            format!(
+                "HTTP lifecycle hook ({}) for Container {} in Pod {} failed - error: {err}",
+                action.path.as_deref().unwrap_or(""),
+                go_quote(ctx.target.container.as_bytes()),
+                go_quote(ctx.target.pod.to_string().as_bytes()),
+            ),
+        )
+    };
+    let spec = match Spec::new(action, &ctx.target) {
+        Ok(spec) => spec,
+        Err(e) => return fail(e),
+    };
+    let deadline = deadline(ctx.settings.timeout);
+    let mut progress = Progress::new(&spec.url);
+    let stop = {
+        let work = client.execute(&spec, &mut progress);
+        tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => Stop::Canceled,
+            r = work => Stop::Done(r),
+            _ = tokio::time::sleep_until(deadline) => Stop::Timeout,
+        }
+    };
+    match stop {
+        Stop::Done(Ok((status, fell_back))) => {
+            let mut outcome = match ctx.settings.http_status {
+                HttpStatusMode::Strict if !(200..400).contains(&status.as_u16()) => fail(format!(
+                    "HTTP probe failed with statuscode: {}",
+                    status.as_u16()
+                )),
+                _ => HookOutcome::ok(started),
+            };
+            if fell_back {
+                outcome.events.push(Event::new(
+                    EventType::Warning,
+                    reason::LIFECYCLE_HTTP_FALLBACK,
+                    &ctx.target.pod.name,
+                    None,
+                    format!(
+                        "request to HTTPS lifecycle hook {} got HTTP response, retry with HTTP succeeded",
+                        spec.url.authority()
+                    ),
+                ));
+            }
+            outcome
+        }
+        Stop::Done(Err(e)) => fail(e),
+        // During the fallback retry, a stop is a failed retry: the original error stands.
+        Stop::Timeout => fail(progress.original.take().unwrap_or_else(|| {
+            format!(
+                "Get {}: {}",
+                go_quote(progress.url.as_bytes()),
+                progress.timeout_text()
+            )
+        })),
+        Stop::Canceled => fail(progress.original.take().unwrap_or_else(|| {
+            format!(
+                "Get {}: context canceled",
+                go_quote(progress.url.as_bytes())
+            )
+        })),
+    }
+}
+
+/// `now + timeout`, saturating far in the future.
+pub(crate) fn deadline(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
+enum Stop {
+    Done(Result<(StatusCode, bool), String>),
+    Timeout,
+    Canceled,
+}
+
+/// What the request in flight is doing, for the message when the deadline or cancellation
+/// abandons it.
+struct Progress {
+    url: String,
+    phase: Phase,
+    addr: Option<SocketAddr>,
+    /// The HTTPS error while its HTTP fallback runs.
+    original: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    Dial,
+    Headers,
+    Body,
+}
+
+impl Progress {
+    fn new(url: &Url) -> Self {
+        Progress {
+            url: url.to_string(),
+            phase: Phase::Dial,
+            addr: None,
+            original: None,
+        }
+    }
+
+    /// Go's texts for an `http.Client.Timeout` firing in each phase.
+    fn timeout_text(&self) -> String {
+        const HEADERS: &str = "(Client.Timeout exceeded while awaiting headers)";
+        match (self.phase, self.addr) {
+            (Phase::Dial, Some(addr)) => format!("dial tcp {addr}: i/o timeout {HEADERS}"),
+            (Phase::Dial, None) | (Phase::Headers, _) => {
+                format!("context deadline exceeded {HEADERS}")
+            }
+            (Phase::Body, _) => "context deadline exceeded (Client.Timeout or context \
+                                 cancellation while reading body)"
+                .to_owned(),
+        }
+    }
+}
+
+/// A failed request: the cause (without the `Get "<url>": ` prefix).
+struct Fail {
+    text: String,
+    /// Go's `server gave HTTP response to HTTPS client`: triggers the fallback.
+    http_response: bool,
+}
+
+impl Fail {
+    fn new(text: impl Into<String>) -> Self {
+        Fail {
+            text: text.into(),
+            http_response: false,
+        }
+    }
+}
+
+/// The request of an httpGet action, built once (Go's `NewRequestForHTTPGetAction`).
+#[derive(Clone)]
+struct Spec {
+    url: Url,
+    /// The `Host` header override (Go's `req.Host`), if non-empty.
+    host: Option<String>,
+    user_agent: Option<HeaderValue>,
+    /// Other headers by canonical name, sorted like Go writes them, values in order.
+    fields: Vec<(String, HeaderName, Vec<HeaderValue>)>,
+    gzip: bool,
+}
+
+impl Spec {
+    /// `Err` is the complete error text.
+    fn new(action: &HTTPGetAction, target: &HookTarget) -> Result<Spec, String> {
+        let port = resolve_port(&action.port, target)?;
+        let scheme = match action.scheme.as_deref() {
+            Some(s) if !s.is_empty() => s.to_ascii_lowercase(),
+            _ => "http".to_owned(),
+        };
+        let host = match action.host.as_deref() {
+            Some(h) if !h.is_empty() => h.to_owned(),
+            _ => target.pod_ip.to_string(),
+        };
+        let url = Url::for_action(&scheme, &host, port, action.path.as_deref().unwrap_or(""));
+
+        // Go's http.Header: canonical key -> values in order.
+        let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for h in action.http_headers.iter().flatten() {
+            map.entry(canonical_key(&h.name))
+                .or_default()
+                .push(h.value.clone());
+        }
+        let first = |map: &std::collections::BTreeMap<String, Vec<String>>, k: &str| {
+            map.get(k).and_then(|v| v.first()).cloned()
+        };
+        let user_agent = match map.remove("User-Agent") {
+            Some(v) => v.into_iter().next().unwrap_or_default(),
+            None => format!(
+                "kube-lifecycle/{}.{}",
+                crate::KUBERNETES_VERSION.0,
+                crate::KUBERNETES_VERSION.1
+            ),
+        };
+        match first(&map, "Accept") {
+            None => {
+                map.insert("Accept".to_owned(), vec!["*/*".to_owned()]);
+            }
+            Some(v) if v.is_empty() => {
+                map.remove("Accept");
+            }
+            Some(_) => {}
+        }
+        let host_header = map.remove("Host").and_then(|v| v.into_iter().next());
+        for k in ["Content-Length", "Transfer-Encoding", "Trailer"] {
+            map.remove(k);
+        }
+        let gzip = first(&map, "Accept-Encoding")
+            .unwrap_or_default()
+            .is_empty()
+            && first(&map, "Range").unwrap_or_default().is_empty();
+
+        let invalid =
+            |what: String| format!("Get {}: {what}", go_quote(url.to_string().as_bytes()));
+        let mut fields = Vec::with_capacity(map.len());
+        for (key, values) in map {
+            let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| {
+                invalid(format!(
+                    "net/http: invalid header field name {}",
+                    go_quote(key.as_bytes())
+                ))
+            })?;
+            let values = values
+                .iter()
+                .map(|v| HeaderValue::from_bytes(v.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    invalid(format!(
+                        "net/http: invalid header field value for {}",
+                        go_quote(key.as_bytes())
+                    ))
+                })?;
+            fields.push((key, name, values));
+        }
+        let user_agent = match user_agent.as_str() {
+            "" => None,
+            ua => Some(HeaderValue::from_str(ua).map_err(|_| {
+                invalid("net/http: invalid header field value for \"User-Agent\"".to_owned())
+            })?),
+        };
+        Ok(Spec {
+            url,
+            host: host_header.filter(|h| !h.is_empty()),
+            user_agent,
+            fields,
+            gzip,
+        })
+    }
+
+    /// The fallback request: `http`, no `Authorization` (kubelet's `req.Clone` + edits).
+    fn http_retry(&self) -> Spec {
+        let mut spec = self.clone();
+        spec.url.scheme = "http".to_owned();
+        spec.fields.retain(|(key, _, _)| key != "Authorization");
+        spec
+    }
+
+    /// One request of the chain to `url`, in Go's wire order: Host, User-Agent, the headers
+    /// sorted by name, then the transport's `Accept-Encoding`.
+    fn request(
+        &self,
+        url: &Url,
+        host: &str,
+        referer: Option<&str>,
+    ) -> Result<Request<Empty<Bytes>>, Fail> {
+        let host =
+            HeaderValue::from_str(host).map_err(|_| Fail::new("http: invalid Host header"))?;
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(url.request_target())
+            .body(Empty::new())
+            .map_err(|e| Fail::new(format!("net/http: invalid request URI: {e}")))?;
+        let headers = req.headers_mut();
+        headers.insert(HOST, host);
+        if let Some(ua) = &self.user_agent {
+            headers.insert(USER_AGENT, ua.clone());
+        }
+        // A user-supplied Referer wins (Go's `refererForURL` explicit referer).
+        let mut referer = referer
+            .filter(|_| !self.fields.iter().any(|(k, _, _)| k == "Referer"))
+            .and_then(|r| HeaderValue::from_str(r).ok());
+        for (key, name, values) in &self.fields {
+            if let Some(r) = referer.take_if(|_| key.as_str() > "Referer") {
+                headers.append(REFERER, r);
+            }
+            for v in values {
+                headers.append(name.clone(), v.clone());
+            }
+        }
+        if let Some(r) = referer {
+            headers.append(REFERER, r);
+        }
+        if self.gzip {
+            headers.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Ok(req)
+    }
+}
+
+/// Go's `textproto.CanonicalMIMEHeaderKey`: `x-foo` -> `X-Foo`; names with bytes outside
+/// the token set are left as they are (and then fail validation, as in Go).
+fn canonical_key(name: &str) -> String {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return name.to_owned();
+    }
+    let mut upper = true;
+    name.bytes()
+        .map(|b| {
+            let c = if upper {
+                b.to_ascii_uppercase()
+            } else {
+                b.to_ascii_lowercase()
+            };
+            upper = b == b'-';
+            c as char
+        })
+        .collect()
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+impl HttpClient {
+    /// The request, then the fallback if the server answered HTTPS in HTTP. `Ok` carries the
+    /// final status and whether the fallback was used; `Err` the complete error text.
+    async fn execute(
+        &self,
+        spec: &Spec,
+        progress: &mut Progress,
+    ) -> Result<(StatusCode, bool), String> {
+        match self.follow(spec, progress).await {
+            Ok(status) => Ok((status, false)),
+            Err(fail) => {
+                let original = format!("Get {}: {}", go_quote(progress.url.as_bytes()), fail.text);
+                if !fail.http_response {
+                    return Err(original);
+                }
+                progress.original = Some(original.clone());
+                match self.follow(&spec.http_retry(), progress).await {
+                    Ok(status) => Ok((status, true)),
+                    Err(_) => Err(original),
+                }
+            }
+        }
+    }
+
+    /// One request and its same-host redirects (Go's `Client.Do` with the kubelet's
+    /// `RedirectChecker(false)`). `progress.url` names the URL of an error.
+    async fn follow(&self, spec: &Spec, progress: &mut Progress) -> Result<StatusCode, Fail> {
+        let mut url = spec.url.clone();
+        let mut host_override = spec.host.clone();
+        let mut referer: Option<String> = None;
+        let mut requests = 0;
+        loop {
+            progress.url = url.to_string();
+            let host = host_override.clone().unwrap_or_else(|| url.authority());
+            let req = spec.request(&url, &host, referer.as_deref())?;
+            requests += 1;
+            let same_host = |loc: &str| {
+                url.resolve(loc)
+                    .is_ok_and(|(next, _)| next.host == spec.url.host)
+            };
+            let drain_limit = |status: StatusCode, loc: Option<&str>| match loc {
+                Some(loc) if is_redirect(status) && !loc.is_empty() && same_host(loc) => {
+                    MAX_REDIRECT_BODY
+                }
+                _ => MAX_RESP_BODY,
+            };
+            let (status, location) = self.round_trip(&url, req, progress, drain_limit).await?;
+            if !is_redirect(status) {
+                return Ok(status);
+            }
+            let Some(loc) = location.filter(|l| !l.is_empty()) else {
+                return Ok(status);
+            };
+            let (next, absolute) = url.resolve(&loc).map_err(|e| {
+                Fail::new(format!(
+                    "failed to parse Location header {}: {e}",
+                    go_quote(loc.as_bytes())
+                ))
+            })?;
+            if next.host != spec.url.host {
+                return Ok(status); // http.ErrUseLastResponse: the 3xx is the answer
+            }
+            if requests >= MAX_REQUESTS {
+                progress.url = loc;
+                return Err(Fail::new("stopped after 10 redirects"));
+            }
+            referer = if url.scheme == "https" && next.scheme == "http" {
+                None
+            } else {
+                Some(url.to_string())
+            };
+            if absolute {
+                host_override = None;
+            }
+            url = next;
+        }
+    }
+
+    /// One request on a new connection: dial, TLS if https, send, read the head, drain up to
+    /// `drain_limit(status, location)` bytes of body, close.
+    async fn round_trip(
+        &self,
+        url: &Url,
+        req: Request<Empty<Bytes>>,
+        progress: &mut Progress,
+        drain_limit: impl FnOnce(StatusCode, Option<&str>) -> u64,
+    ) -> Result<(StatusCode, Option<String>), Fail> {
+        let https = match url.scheme.as_str() {
+            "http" => false,
+            "https" => true,
+            other => {
+                return Err(Fail::new(format!(
+                    "unsupported protocol scheme {}",
+                    go_quote(other.as_bytes())
+                )))
+            }
+        };
+        progress.phase = Phase::Dial;
+        let tcp = dial(&url.host, url.effective_port(), &mut progress.addr)
+            .await
+            .map_err(Fail::new)?;
+        let _ = tcp.set_nodelay(true);
+        let addrs = (tcp.local_addr().ok(), tcp.peer_addr().ok());
+        progress.phase = Phase::Headers;
+        if !https {
+            return exchange(tcp, req, progress, addrs, drain_limit).await;
+        }
+        let name = ServerName::try_from(url.host.clone()).unwrap_or_else(|_| {
+            // Not a valid DNS name for SNI: send none, as for an IP literal.
+            ServerName::IpAddress(
+                addrs
+                    .1
+                    .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip())
+                    .into(),
+            )
+        });
+        let connect = TlsConnector::from(self.tls.clone())
+            .connect(name, tls::FirstBytes::new(tcp))
+            .into_fallible();
+        match connect.await {
+            Ok(stream) => exchange(stream, req, progress, addrs, drain_limit).await,
+            Err((_, io)) if tls::answered_in_http(&io) => Err(Fail {
+                text: "http: server gave HTTP response to HTTPS client".to_owned(),
+                http_response: true,
+            }),
+            Err((e, _)) => Err(Fail::new(tls::handshake_error_text(&e))),
+        }
+    }
+}
+
+async fn exchange<S>(
+    io: S,
+    req: Request<Empty<Bytes>>,
+    progress: &mut Progress,
+    addrs: (Option<SocketAddr>, Option<SocketAddr>),
+    drain_limit: impl FnOnce(StatusCode, Option<&str>) -> u64,
+) -> Result<(StatusCode, Option<String>), Fail>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+        .await
+        .map_err(|e| Fail::new(hyper_error_text(&e, addrs)))?;
+    // The connection is driven here rather than spawned, so abandoning the hook (deadline,
+    // cancellation) drops the socket at once.
+    tokio::pin!(conn);
+    let mut conn_done = false;
+    let resp = driven(conn.as_mut(), &mut conn_done, sender.send_request(req))
+        .await
+        .map_err(|e| Fail::new(hyper_error_text(&e, addrs)))?;
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let limit = drain_limit(status, location.as_deref());
+    let mut body = resp.into_body();
+    // Go: `if resp.ContentLength <= limit` (-1, unknown, included). Read errors are ignored
+    // (the kubelet ignores them too); the connection is closed right after.
+    if body.size_hint().exact().is_none_or(|n| n <= limit) {
+        progress.phase = Phase::Body;
+        let mut read = 0u64;
+        while read < limit {
+            match driven(conn.as_mut(), &mut conn_done, body.frame()).await {
+                Some(Ok(frame)) => {
+                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok((status, location))
+}
+
+/// Await `fut` while driving the connection `conn` (which has to make progress for `fut` to).
+async fn driven<C: Future, F: Future>(
+    mut conn: Pin<&mut C>,
+    conn_done: &mut bool,
+    fut: F,
+) -> F::Output {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut fut => return out,
+            _ = conn.as_mut(), if !*conn_done => *conn_done = true,
+        }
+    }
+}
+
+/// Go-shaped text of a hyper error: `EOF` when the server closed before answering,
+/// `read tcp L->R: read: <errno>` for socket errors, the transport's malformed-response text.
+fn hyper_error_text(err: &hyper::Error, addrs: (Option<SocketAddr>, Option<SocketAddr>)) -> String {
+    if err.is_incomplete_message() {
+        return "EOF".to_owned();
+    }
+    if err.is_parse() || err.is_parse_status() {
+        return "net/http: HTTP/1.x transport connection broken: malformed HTTP response"
+            .to_owned();
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return match addrs {
+                (Some(l), Some(r)) if io.raw_os_error().is_some() => {
+                    format!("read tcp {l}->{r}: read: {}", errno_text(io))
+                }
+                _ => io_error_text(io),
+            };
+        }
+        source = e.source();
+    }
+    err.to_string()
+}
+
+/// Go's text of a socket error: `EOF` for a closed stream, else the errno text.
+fn io_error_text(err: &io::Error) -> String {
+    if err.kind() == io::ErrorKind::UnexpectedEof {
+        "EOF".to_owned()
+    } else {
+        errno_text(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_keys_like_go() {
+        assert_eq!(canonical_key("x-custom-header"), "X-Custom-Header");
+        assert_eq!(canonical_key("USER-AGENT"), "User-Agent");
+        assert_eq!(canonical_key("host"), "Host");
+        assert_eq!(canonical_key("bad name"), "bad name");
+    }
+}
