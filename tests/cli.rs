@@ -1,0 +1,174 @@
+//! The `wasmhook` binary: `hook run`, `compile` and `validate`, as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn wat(name: &str) -> PathBuf {
+    root().join("tests/fixtures/wat").join(name)
+}
+
+fn wasmhook(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .output()
+        .expect("wasmhook runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn hook_run_exit_codes_follow_timeout_and_shells() {
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path();
+    let ok = wasmhook(&["hook", "run", wat("hello.wat").to_str().unwrap()], c);
+    assert_eq!(ok.status.code(), Some(0));
+    assert_eq!(text(&ok.stdout), "out 1\nerr\nout 2\n");
+
+    let three = wasmhook(&["hook", "run", wat("exit3.wat").to_str().unwrap()], c);
+    assert_eq!(three.status.code(), Some(3));
+    assert!(text(&three.stderr).contains("exited with code 3"), "{}", text(&three.stderr));
+
+    let timeout = wasmhook(
+        &["hook", "run", "--timeout", "200ms", wat("loop.wat").to_str().unwrap()],
+        c,
+    );
+    assert_eq!(timeout.status.code(), Some(124));
+    assert!(text(&timeout.stderr).contains("timed out after 200ms"));
+
+    let fuel = wasmhook(
+        &["hook", "run", "--fuel", "1000000", wat("loop.wat").to_str().unwrap()],
+        c,
+    );
+    assert_eq!(fuel.status.code(), Some(125));
+    assert!(text(&fuel.stderr).contains("fuel exhausted (budget 1000000)"));
+
+    let memory = wasmhook(
+        &["hook", "run", "--max-memory", "8Mi", wat("membomb.wat").to_str().unwrap()],
+        c,
+    );
+    assert_eq!(memory.status.code(), Some(125));
+    assert!(text(&memory.stderr).contains("memory limit of 8 MiB exceeded"));
+
+    let invalid = wasmhook(&["hook", "run", wat("nostart.wat").to_str().unwrap()], c);
+    assert_eq!(invalid.status.code(), Some(126));
+    let missing = wasmhook(&["hook", "run", "/nonexistent/hook.wasm"], c);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(text(&missing.stderr).contains("/nonexistent/hook.wasm: module not found"));
+}
+
+#[test]
+fn hook_run_passes_args_dirs_env_and_prints_json() {
+    let cache = tempfile::tempdir().unwrap();
+    let vol = tempfile::tempdir().unwrap();
+    let dir = format!("{}::/data", vol.path().display());
+    let out = wasmhook(
+        &[
+            "hook",
+            "run",
+            "--dir",
+            &dir,
+            "--env",
+            "WASMHOOK_POD=p",
+            "--env",
+            "WASMHOOK_CONTAINER=c",
+            "--env",
+            "WASMHOOK_HOOK=postStart",
+            root().join("examples/hooks/bin/write-message.wasm").to_str().unwrap(),
+            "/data/msg.txt",
+            "hello",
+            "--not-a-flag",
+        ],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(vol.path().join("msg.txt")).unwrap();
+    assert_eq!(written, "hello --not-a-flag\n");
+
+    let json = wasmhook(
+        &["hook", "run", "--output", "json", wat("exit3.wat").to_str().unwrap()],
+        cache.path(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["status"], "exited");
+    assert_eq!(v["exitCode"], 3);
+    assert_eq!(v["reason"], "exited with code 3");
+    assert_eq!(v["output"], "not ready yet\n");
+    assert_eq!(v["kind"], "p1-command");
+    assert_eq!(json.status.code(), Some(3));
+
+    // Read-only directories are honoured.
+    let ro = format!("{}::/data:ro", vol.path().display());
+    let out = wasmhook(
+        &["hook", "run", "--dir", &ro, wat("open.wat").to_str().unwrap(), "new.txt"],
+        cache.path(),
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!vol.path().join("new.txt").exists());
+}
+
+#[test]
+fn compile_output_runs_only_with_allow_precompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let cwasm = out_dir.path().join("exit3.cwasm");
+    let compiled = wasmhook(
+        &["compile", wat("exit3.wat").to_str().unwrap(), "-o", cwasm.to_str().unwrap()],
+        cache.path(),
+    );
+    assert_eq!(compiled.status.code(), Some(0), "{}", text(&compiled.stderr));
+    let refused = wasmhook(&["hook", "run", cwasm.to_str().unwrap()], cache.path());
+    assert_eq!(refused.status.code(), Some(126));
+    assert!(text(&refused.stderr).contains("--allow-precompiled"));
+    let ran = wasmhook(
+        &["hook", "run", "--allow-precompiled", cwasm.to_str().unwrap()],
+        cache.path(),
+    );
+    assert_eq!(ran.status.code(), Some(3), "{}", text(&ran.stderr));
+}
+
+#[test]
+fn validate_reports_valid_pods_and_field_path_errors() {
+    let cache = tempfile::tempdir().unwrap();
+    let good = root().join("examples/pods/init-sidecar-app.yaml");
+    let out = wasmhook(&["validate", good.to_str().unwrap()], cache.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}: pod \"init-demo\" is valid\n", good.display())
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: app\n    image: x\n    command: [sleep, '1']\n    lifecycle:\n      postStart:\n        httpGet: {port: 70000}\n      preStop:\n        exec: {command: [missing.wasm]}\n",
+    )
+    .unwrap();
+    let out = wasmhook(&["validate", bad.to_str().unwrap()], cache.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}: pod \"web\": spec.containers[0].lifecycle.postStart.httpGet.port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            bad.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("spec.containers[0].lifecycle.preStop.exec.command[0]"),
+        "{stdout}"
+    );
+
+    // `run` refuses the same file and starts nothing.
+    let run = wasmhook(&["run", bad.to_str().unwrap()], cache.path());
+    assert_eq!(run.status.code(), Some(2));
+    assert!(text(&run.stderr).contains("must be between 1 and 65535"));
+}
