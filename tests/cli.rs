@@ -34,24 +34,46 @@ fn hook_run_exit_codes_follow_timeout_and_shells() {
 
     let three = wasmhook(&["hook", "run", wat("exit3.wat").to_str().unwrap()], c);
     assert_eq!(three.status.code(), Some(3));
-    assert!(text(&three.stderr).contains("exited with code 3"), "{}", text(&three.stderr));
+    assert!(
+        text(&three.stderr).contains("exited with code 3"),
+        "{}",
+        text(&three.stderr)
+    );
 
     let timeout = wasmhook(
-        &["hook", "run", "--timeout", "200ms", wat("loop.wat").to_str().unwrap()],
+        &[
+            "hook",
+            "run",
+            "--timeout",
+            "200ms",
+            wat("loop.wat").to_str().unwrap(),
+        ],
         c,
     );
     assert_eq!(timeout.status.code(), Some(124));
     assert!(text(&timeout.stderr).contains("timed out after 200ms"));
 
     let fuel = wasmhook(
-        &["hook", "run", "--fuel", "1000000", wat("loop.wat").to_str().unwrap()],
+        &[
+            "hook",
+            "run",
+            "--fuel",
+            "1000000",
+            wat("loop.wat").to_str().unwrap(),
+        ],
         c,
     );
     assert_eq!(fuel.status.code(), Some(125));
     assert!(text(&fuel.stderr).contains("fuel exhausted (budget 1000000)"));
 
     let memory = wasmhook(
-        &["hook", "run", "--max-memory", "8Mi", wat("membomb.wat").to_str().unwrap()],
+        &[
+            "hook",
+            "run",
+            "--max-memory",
+            "8Mi",
+            wat("membomb.wat").to_str().unwrap(),
+        ],
         c,
     );
     assert_eq!(memory.status.code(), Some(125));
@@ -81,7 +103,10 @@ fn hook_run_passes_args_dirs_env_and_prints_json() {
             "WASMHOOK_CONTAINER=c",
             "--env",
             "WASMHOOK_HOOK=postStart",
-            root().join("examples/hooks/bin/write-message.wasm").to_str().unwrap(),
+            root()
+                .join("examples/hooks/bin/write-message.wasm")
+                .to_str()
+                .unwrap(),
             "/data/msg.txt",
             "hello",
             "--not-a-flag",
@@ -93,7 +118,13 @@ fn hook_run_passes_args_dirs_env_and_prints_json() {
     assert_eq!(written, "hello --not-a-flag\n");
 
     let json = wasmhook(
-        &["hook", "run", "--output", "json", wat("exit3.wat").to_str().unwrap()],
+        &[
+            "hook",
+            "run",
+            "--output",
+            "json",
+            wat("exit3.wat").to_str().unwrap(),
+        ],
         cache.path(),
     );
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -107,7 +138,14 @@ fn hook_run_passes_args_dirs_env_and_prints_json() {
     // Read-only directories are honoured.
     let ro = format!("{}::/data:ro", vol.path().display());
     let out = wasmhook(
-        &["hook", "run", "--dir", &ro, wat("open.wat").to_str().unwrap(), "new.txt"],
+        &[
+            "hook",
+            "run",
+            "--dir",
+            &ro,
+            wat("open.wat").to_str().unwrap(),
+            "new.txt",
+        ],
         cache.path(),
     );
     assert_ne!(out.status.code(), Some(0));
@@ -120,15 +158,30 @@ fn compile_output_runs_only_with_allow_precompiled() {
     let out_dir = tempfile::tempdir().unwrap();
     let cwasm = out_dir.path().join("exit3.cwasm");
     let compiled = wasmhook(
-        &["compile", wat("exit3.wat").to_str().unwrap(), "-o", cwasm.to_str().unwrap()],
+        &[
+            "compile",
+            wat("exit3.wat").to_str().unwrap(),
+            "-o",
+            cwasm.to_str().unwrap(),
+        ],
         cache.path(),
     );
-    assert_eq!(compiled.status.code(), Some(0), "{}", text(&compiled.stderr));
+    assert_eq!(
+        compiled.status.code(),
+        Some(0),
+        "{}",
+        text(&compiled.stderr)
+    );
     let refused = wasmhook(&["hook", "run", cwasm.to_str().unwrap()], cache.path());
     assert_eq!(refused.status.code(), Some(126));
     assert!(text(&refused.stderr).contains("--allow-precompiled"));
     let ran = wasmhook(
-        &["hook", "run", "--allow-precompiled", cwasm.to_str().unwrap()],
+        &[
+            "hook",
+            "run",
+            "--allow-precompiled",
+            cwasm.to_str().unwrap(),
+        ],
         cache.path(),
     );
     assert_eq!(ran.status.code(), Some(3), "{}", text(&ran.stderr));

@@ -13,7 +13,9 @@ use wasmhook::wasm::{
 };
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wat").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/wat")
+        .join(name)
 }
 
 fn runtime_with(cache: Option<&Path>, allow_precompiled: bool) -> HookRuntime {
@@ -95,7 +97,10 @@ async fn argv_and_env_are_exactly_what_was_given() {
     let out = rt.run(&load(&rt, "dump.wat"), call).await;
     assert_eq!(out.status, ExecStatus::Success);
     let split = out.output.combined.iter().position(|b| *b == 0xff).unwrap();
-    let (args, env) = (&out.output.combined[..split], &out.output.combined[split + 1..]);
+    let (args, env) = (
+        &out.output.combined[..split],
+        &out.output.combined[split + 1..],
+    );
     assert_eq!(args, b"dump.wasm\0a b\0--flag\0");
     let env: Vec<&str> = std::str::from_utf8(env)
         .unwrap()
@@ -134,12 +139,19 @@ async fn writes_into_a_preopen_and_honours_read_only() {
     call.preopens = vec![preopen(dir.path(), false)];
     let out = rt.run(&module, call).await;
     assert_eq!(out.status, ExecStatus::Success, "{:?}", out);
-    assert_eq!(std::fs::read(dir.path().join("message.txt")).unwrap(), b"ok\n");
+    assert_eq!(
+        std::fs::read(dir.path().join("message.txt")).unwrap(),
+        b"ok\n"
+    );
 
     let mut call = inv(&["open.wasm", "other.txt"]);
     call.preopens = vec![preopen(dir.path(), true)];
     let out = rt.run(&module, call).await;
-    assert!(matches!(out.status, ExecStatus::Exited(n) if n > 0), "{:?}", out.status);
+    assert!(
+        matches!(out.status, ExecStatus::Exited(n) if n > 0),
+        "{:?}",
+        out.status
+    );
     assert!(!dir.path().join("other.txt").exists());
 }
 
@@ -173,7 +185,11 @@ async fn escapes_from_a_preopen_are_denied() {
             out.status
         );
     }
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
     assert!(!Path::new("/tmp/escaped.txt").exists());
 }
 
@@ -221,7 +237,9 @@ async fn a_memory_bomb_hits_the_memory_cap() {
 #[tokio::test]
 async fn a_table_bomb_hits_the_table_cap() {
     let rt = runtime();
-    let out = rt.run(&load(&rt, "tablebomb.wat"), inv(&["tablebomb.wasm"])).await;
+    let out = rt
+        .run(&load(&rt, "tablebomb.wat"), inv(&["tablebomb.wasm"]))
+        .await;
     assert_eq!(out.status, ExecStatus::TableLimit(10_000));
     still_serving(&rt).await;
 }
@@ -243,7 +261,9 @@ async fn an_output_flood_is_capped_without_failing_the_hook() {
 #[tokio::test]
 async fn deep_recursion_and_traps_are_reported_with_a_backtrace() {
     let rt = runtime();
-    let out = rt.run(&load(&rt, "recurse.wat"), inv(&["recurse.wasm"])).await;
+    let out = rt
+        .run(&load(&rt, "recurse.wat"), inv(&["recurse.wasm"]))
+        .await;
     match &out.status {
         ExecStatus::Trap(msg) => assert!(msg.contains("call stack exhausted"), "{msg}"),
         other => panic!("expected a trap, got {other:?}"),
@@ -252,7 +272,10 @@ async fn deep_recursion_and_traps_are_reported_with_a_backtrace() {
     match &out.status {
         ExecStatus::Trap(msg) => {
             assert!(msg.contains("unreachable"), "{msg}");
-            assert!(msg.contains("inner") && msg.contains("outer"), "backtrace: {msg}");
+            assert!(
+                msg.contains("inner") && msg.contains("outer"),
+                "backtrace: {msg}"
+            );
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -307,13 +330,23 @@ async fn invalid_modules_are_load_errors() {
     assert!(matches!(err, LoadError::Invalid { .. }));
     assert!(err.to_string().contains("exports no `_start`"), "{err}");
 
-    let err = rt.load_bytes("garbage.wasm", b"\0asm\x01\0\0\0garbage").unwrap_err();
-    assert!(err.to_string().starts_with("garbage.wasm: invalid hook module"), "{err}");
+    let err = rt
+        .load_bytes("garbage.wasm", b"\0asm\x01\0\0\0garbage")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("garbage.wasm: invalid hook module"),
+        "{err}"
+    );
 
-    let err = rt.load_bytes("text.wat", b"(module (func $f (result i32)))").unwrap_err();
+    let err = rt
+        .load_bytes("text.wat", b"(module (func $f (result i32)))")
+        .unwrap_err();
     assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
 
-    let err = rt.load_file(Path::new("/nonexistent/hook.wasm")).unwrap_err();
+    let err = rt
+        .load_file(Path::new("/nonexistent/hook.wasm"))
+        .unwrap_err();
     assert!(matches!(err, LoadError::NotFound(_)));
 
     let import = br#"(module (import "env" "nope" (func)) (func (export "_start")))"#;
@@ -347,20 +380,27 @@ async fn the_disk_cache_is_reused_and_a_corrupt_entry_is_rebuilt() {
     let module = first.load_file(&fixture("exit3.wat")).unwrap();
     assert_eq!(first.cache_stats().compiled, 1);
     // A second load of the same content is served from memory.
-    first.load_bytes("again.wat", &std::fs::read(fixture("exit3.wat")).unwrap()).unwrap();
+    first
+        .load_bytes("again.wat", &std::fs::read(fixture("exit3.wat")).unwrap())
+        .unwrap();
     assert_eq!(first.cache_stats().compiled, 1);
 
     let entries: Vec<PathBuf> = walk(cache.path());
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
-    assert!(entry.to_string_lossy().ends_with(&format!("{}.cwasm", module.content_hash())));
+    assert!(entry
+        .to_string_lossy()
+        .ends_with(&format!("{}.cwasm", module.content_hash())));
 
     // A new process (runtime) deserializes instead of compiling.
     let second = runtime_with(Some(cache.path()), false);
     let module = second.load_file(&fixture("exit3.wat")).unwrap();
     assert_eq!(second.cache_stats().disk_hits, 1);
     assert_eq!(second.cache_stats().compiled, 0);
-    assert_eq!(second.run(&module, inv(&["x"])).await.status, ExecStatus::Exited(3));
+    assert_eq!(
+        second.run(&module, inv(&["x"])).await.status,
+        ExecStatus::Exited(3)
+    );
 
     // Flip one byte in the artifact: rejected, deleted, recompiled and rewritten.
     let mut bytes = std::fs::read(entry).unwrap();
@@ -370,9 +410,19 @@ async fn the_disk_cache_is_reused_and_a_corrupt_entry_is_rebuilt() {
     let third = runtime_with(Some(cache.path()), false);
     let module = third.load_file(&fixture("exit3.wat")).unwrap();
     let stats = third.cache_stats();
-    assert_eq!((stats.disk_rejected, stats.compiled, stats.disk_hits), (1, 1, 0));
-    assert_eq!(third.run(&module, inv(&["x"])).await.status, ExecStatus::Exited(3));
-    assert_ne!(std::fs::read(entry).unwrap(), bytes, "the entry was rewritten");
+    assert_eq!(
+        (stats.disk_rejected, stats.compiled, stats.disk_hits),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        third.run(&module, inv(&["x"])).await.status,
+        ExecStatus::Exited(3)
+    );
+    assert_ne!(
+        std::fs::read(entry).unwrap(),
+        bytes,
+        "the entry was rewritten"
+    );
 
     // A foreign file of the right name is not trusted either.
     std::fs::write(entry, b"wasmhook-cwasm-1 but not really").unwrap();
@@ -478,7 +528,11 @@ async fn example_hooks_run_as_p1_modules_p2_commands_and_typed_components() {
         let mut call = inv(&[module]);
         call.identity = identity(HookKind::PostStart);
         let out = rt.run(&m, call).await;
-        assert!(matches!(out.status, ExecStatus::Exited(n) if n > 0), "{module}: {:?}", out.status);
+        assert!(
+            matches!(out.status, ExecStatus::Exited(n) if n > 0),
+            "{module}: {:?}",
+            out.status
+        );
     }
 
     let typed = rt.load_file(&example("typed.component.wasm")).unwrap();
@@ -489,7 +543,10 @@ async fn example_hooks_run_as_p1_modules_p2_commands_and_typed_components() {
     let out = rt.run(&typed, call).await;
     assert_eq!(out.status, ExecStatus::Success, "{out:?}");
     let written = std::fs::read_to_string(dir.path().join("typed-hook.txt")).unwrap();
-    assert!(written.contains("app") && written.contains("pre"), "{written}");
+    assert!(
+        written.contains("app") && written.contains("pre"),
+        "{written}"
+    );
 
     let mut call = inv(&["typed.component.wasm", "fail", "on", "purpose"]);
     call.preopens = vec![preopen(dir.path(), false)];

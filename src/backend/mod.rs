@@ -155,8 +155,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Remove everything of the sandbox; containers still running are killed first.
     async fn remove_sandbox(&self, sandbox: &Sandbox) -> Result<()>;
 
-    async fn create_container(&self, sandbox: &Sandbox, spec: &ContainerSpec)
-        -> Result<ContainerId>;
+    async fn create_container(
+        &self,
+        sandbox: &Sandbox,
+        spec: &ContainerSpec,
+    ) -> Result<ContainerId>;
 
     async fn start_container(&self, id: &ContainerId) -> Result<()>;
 

@@ -149,7 +149,8 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> ExitCode {
-    let rt = match HookRuntime::new(cache.runtime_config(Allocator::OnDemand, args.limits.limits())) {
+    let rt = match HookRuntime::new(cache.runtime_config(Allocator::OnDemand, args.limits.limits()))
+    {
         Ok(rt) => rt,
         Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
     };
@@ -176,7 +177,10 @@ pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> ExitCode {
         identity: None,
         cancel: None,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
     };
@@ -226,7 +230,10 @@ pub fn compile(args: CompileArgs, cache: &CacheArgs) -> ExitCode {
     let bytes = match std::fs::read(&args.module) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return super::fail(LoadError::NotFound(args.module).to_string(), exit::NOT_FOUND)
+            return super::fail(
+                LoadError::NotFound(args.module).to_string(),
+                exit::NOT_FOUND,
+            )
         }
         Err(e) => return super::fail(format!("{}: {e}", args.module.display()), 1),
     };

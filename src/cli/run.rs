@@ -20,10 +20,12 @@ use tokio::sync::mpsc;
 
 use super::hook::{CacheArgs, LimitArgs, OutputFormat};
 use super::validate::{check, ManifestArgs};
-use crate::backend::{Backend, LogLine, LogStream, ProcessBackend};
 use crate::backend::process::ProcessBackendConfig;
+use crate::backend::{Backend, LogLine, LogStream, ProcessBackend};
 use crate::engine::{BackoffConfig, Engine, EngineConfig, PodPhase, PodStatus};
-use crate::events::{render_hook_json, render_hook_text, render_json, render_text, Record, Recorder};
+use crate::events::{
+    render_hook_json, render_hook_text, render_json, render_text, Record, Recorder,
+};
 use crate::handlers::{Handlers, HookSettings};
 use crate::manifest::parse_go_duration;
 use crate::wasm::{Allocator, HookRuntime};
@@ -67,9 +69,12 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
         return super::fail("--backoff-scale must be a positive number", 2);
     }
     let limits = args.limits.limits();
-    let rt = match HookRuntime::new(
-        cache.runtime_config(Allocator::Pooling { max_instances: 1000 }, limits.clone()),
-    ) {
+    let rt = match HookRuntime::new(cache.runtime_config(
+        Allocator::Pooling {
+            max_instances: 1000,
+        },
+        limits.clone(),
+    )) {
         Ok(rt) => rt,
         Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
     };
@@ -83,7 +88,10 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
     };
@@ -134,9 +142,10 @@ async fn run_pods(
     let controller = {
         let stops: Vec<_> = handles.iter().map(|h| h.stop_handle()).collect();
         tokio::spawn(async move {
-            let (Ok(mut int), Ok(mut term)) =
-                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-            else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             let timer = async {

@@ -56,7 +56,10 @@ pub fn resolve_env(env: &[(String, Option<String>)]) -> Vec<(String, String)> {
 
 /// The value of `name` in a resolved env list (the last definition wins).
 pub fn lookup(env: &[(String, String)], name: &str) -> Option<String> {
-    env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 #[cfg(test)]

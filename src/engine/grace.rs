@@ -40,13 +40,25 @@ mod tests {
     #[test]
     fn the_semantics_doc_examples() {
         // Grace 30 and a preStop taking 12.7 s: the stop signal gets 18 s (truncation).
-        assert_eq!(stop_timeout(remaining(30, Duration::from_millis(12_700))).as_secs(), 18);
+        assert_eq!(
+            stop_timeout(remaining(30, Duration::from_millis(12_700))).as_secs(),
+            18
+        );
         // A hung preStop (runs the whole grace): still 2 s for the stop signal.
-        assert_eq!(stop_timeout(remaining(30, Duration::from_secs(30))).as_secs(), 2);
+        assert_eq!(
+            stop_timeout(remaining(30, Duration::from_secs(30))).as_secs(),
+            2
+        );
         // Grace 60, a 55 s hook: the app gets 5 s.
-        assert_eq!(stop_timeout(remaining(60, Duration::from_secs(55))).as_secs(), 5);
+        assert_eq!(
+            stop_timeout(remaining(60, Duration::from_secs(55))).as_secs(),
+            5
+        );
         // Grace 5, preStop 3 s: 2 s left.
-        assert_eq!(stop_timeout(remaining(5, Duration::from_secs(3))).as_secs(), 2);
+        assert_eq!(
+            stop_timeout(remaining(5, Duration::from_secs(3))).as_secs(),
+            2
+        );
         assert_eq!(stop_timeout(0).as_secs(), 2);
     }
 

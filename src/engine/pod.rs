@@ -30,8 +30,11 @@ pub(crate) async fn run(
     let grace_override = Arc::new(Mutex::new(None));
     // Turn stop requests into the two tokens the pod's tasks watch.
     let watcher = tokio::spawn({
-        let (terminating, kill_now, grace_override) =
-            (terminating.clone(), kill_now.clone(), grace_override.clone());
+        let (terminating, kill_now, grace_override) = (
+            terminating.clone(),
+            kill_now.clone(),
+            grace_override.clone(),
+        );
         async move {
             loop {
                 match *stop_rx.borrow_and_update() {
@@ -169,8 +172,13 @@ impl Pod {
 
     fn event(&self, kind: EventType, reason: &'static str, idx: Option<usize>, msg: String) {
         let container = idx.map(|i| self.plan.containers[i].name.as_str());
-        self.recorder
-            .record(Event::new(kind, reason, &self.plan.pod.name, container, msg));
+        self.recorder.record(Event::new(
+            kind,
+            reason,
+            &self.plan.pod.name,
+            container,
+            msg,
+        ));
     }
 
     fn grace(&self) -> i64 {
@@ -244,7 +252,12 @@ impl Pod {
         {
             Ok(id) => id,
             Err(e) => {
-                self.event(EventType::Warning, reason::FAILED, Some(idx), format!("Error: {e}"));
+                self.event(
+                    EventType::Warning,
+                    reason::FAILED,
+                    Some(idx),
+                    format!("Error: {e}"),
+                );
                 self.set_state(idx, waiting("CreateContainerError", e.to_string()));
                 return false;
             }
@@ -257,7 +270,12 @@ impl Pod {
             format!("Created container: {}", c.name),
         );
         if let Err(e) = backend.start_container(&id).await {
-            self.event(EventType::Warning, reason::FAILED, Some(idx), format!("Error: {e}"));
+            self.event(
+                EventType::Warning,
+                reason::FAILED,
+                Some(idx),
+                format!("Error: {e}"),
+            );
             self.set_state(idx, waiting("RunContainerError", e.to_string()));
             return false;
         }
@@ -277,7 +295,12 @@ impl Pod {
         }
         if let Some(hook) = &c.post_start {
             let outcome = self
-                .run_hook(idx, HookKind::PostStart, hook.settings.timeout, self.terminating.child_token())
+                .run_hook(
+                    idx,
+                    HookKind::PostStart,
+                    hook.settings.timeout,
+                    self.terminating.child_token(),
+                )
                 .await;
             if let Err(msg) = outcome.result {
                 self.event(
@@ -353,7 +376,10 @@ impl Pod {
                 EventType::Warning,
                 reason::BACK_OFF,
                 Some(idx),
-                format!("Back-off restarting failed container {} in pod {}", c.name, self.plan.pod),
+                format!(
+                    "Back-off restarting failed container {} in pod {}",
+                    c.name, self.plan.pod
+                ),
             );
             self.set_state(
                 idx,
@@ -387,7 +413,10 @@ impl Pod {
         let code = match r {
             Ok(s) => s.code(),
             Err(e) => {
-                tracing::warn!("waiting for container {}: {e}", self.plan.containers[idx].name);
+                tracing::warn!(
+                    "waiting for container {}: {e}",
+                    self.plan.containers[idx].name
+                );
                 128
             }
         };
@@ -418,7 +447,9 @@ impl Pod {
         cancel: CancellationToken,
     ) -> HookOutcome {
         let c = &self.plan.containers[idx];
-        let hook = c.hook(kind).expect("run_hook is called for hooks that exist");
+        let hook = c
+            .hook(kind)
+            .expect("run_hook is called for hooks that exist");
         let mut settings = hook.settings.clone();
         settings.timeout = settings.timeout.min(deadline);
         let ctx = HookContext {
@@ -469,7 +500,12 @@ impl Pod {
             let started = Instant::now();
             let deadline = Duration::from_secs(grace as u64);
             let outcome = self
-                .run_hook(idx, HookKind::PreStop, deadline, self.kill_now.child_token())
+                .run_hook(
+                    idx,
+                    HookKind::PreStop,
+                    deadline,
+                    self.kill_now.child_token(),
+                )
                 .await;
             if outcome.result.is_err() {
                 self.event(

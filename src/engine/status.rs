@@ -106,15 +106,23 @@ impl PodStatus {
             .iter()
             .map(|c| {
                 let (state, reason, message, exit_code) = match &c.state {
-                    ContainerState::Waiting { reason, message } => {
-                        ("waiting", Some(reason.as_str()), message.as_deref(), c.last_exit_code)
-                    }
+                    ContainerState::Waiting { reason, message } => (
+                        "waiting",
+                        Some(reason.as_str()),
+                        message.as_deref(),
+                        c.last_exit_code,
+                    ),
                     ContainerState::Running => ("running", None, None, None),
                     ContainerState::Terminated {
                         exit_code,
                         reason,
                         message,
-                    } => ("terminated", Some(reason.as_str()), message.as_deref(), Some(*exit_code)),
+                    } => (
+                        "terminated",
+                        Some(reason.as_str()),
+                        message.as_deref(),
+                        Some(*exit_code),
+                    ),
                 };
                 JsonContainer {
                     name: &c.name,

@@ -47,24 +47,24 @@ fn is_go_printable(c: char) -> bool {
         return (0x20..0x7f).contains(&u);
     }
     const NOT_PRINTABLE: &[(u32, u32)] = &[
-        (0x80, 0xa0),       // C1 controls, NO-BREAK SPACE
-        (0xad, 0xad),       // SOFT HYPHEN
-        (0x600, 0x605),     // Arabic number signs
-        (0x61c, 0x61c),     // ARABIC LETTER MARK
-        (0x6dd, 0x6dd),     // ARABIC END OF AYAH
-        (0x70f, 0x70f),     // SYRIAC ABBREVIATION MARK
-        (0x1680, 0x1680),   // OGHAM SPACE MARK
-        (0x180e, 0x180e),   // MONGOLIAN VOWEL SEPARATOR
-        (0x2000, 0x200f),   // spaces, zero-width and direction marks
-        (0x2028, 0x202f),   // line/paragraph separators, bidi embeddings, NNBSP
-        (0x205f, 0x2064),   // MMSP, word joiner, invisible operators
-        (0x2066, 0x206f),   // bidi isolates, deprecated format characters
-        (0x3000, 0x3000),   // IDEOGRAPHIC SPACE
-        (0xe000, 0xf8ff),   // private use
-        (0xfeff, 0xfeff),   // BOM / ZWNBSP
-        (0xfff9, 0xfffb),   // interlinear annotation
-        (0xe0001, 0xe0001), // LANGUAGE TAG
-        (0xe0020, 0xe007f), // tags
+        (0x80, 0xa0),        // C1 controls, NO-BREAK SPACE
+        (0xad, 0xad),        // SOFT HYPHEN
+        (0x600, 0x605),      // Arabic number signs
+        (0x61c, 0x61c),      // ARABIC LETTER MARK
+        (0x6dd, 0x6dd),      // ARABIC END OF AYAH
+        (0x70f, 0x70f),      // SYRIAC ABBREVIATION MARK
+        (0x1680, 0x1680),    // OGHAM SPACE MARK
+        (0x180e, 0x180e),    // MONGOLIAN VOWEL SEPARATOR
+        (0x2000, 0x200f),    // spaces, zero-width and direction marks
+        (0x2028, 0x202f),    // line/paragraph separators, bidi embeddings, NNBSP
+        (0x205f, 0x2064),    // MMSP, word joiner, invisible operators
+        (0x2066, 0x206f),    // bidi isolates, deprecated format characters
+        (0x3000, 0x3000),    // IDEOGRAPHIC SPACE
+        (0xe000, 0xf8ff),    // private use
+        (0xfeff, 0xfeff),    // BOM / ZWNBSP
+        (0xfff9, 0xfffb),    // interlinear annotation
+        (0xe0001, 0xe0001),  // LANGUAGE TAG
+        (0xe0020, 0xe007f),  // tags
         (0xf0000, 0x10ffff), // supplementary private use
     ];
     !NOT_PRINTABLE.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))

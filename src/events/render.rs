@@ -80,12 +80,7 @@ pub fn render_hook_text(r: &HookReport) -> String {
     };
     let mut out = format!(
         "{:>14}  hook {} {} of pod/{}/{}: {verdict} in {:.1?}",
-        "",
-        r.hook,
-        r.handler,
-        r.pod,
-        r.container,
-        r.duration
+        "", r.hook, r.handler, r.pod, r.container, r.duration
     );
     if let Some(e) = &r.error {
         out.push_str(&format!("\n{:>16}{e}", ""));

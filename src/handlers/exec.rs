@@ -11,9 +11,16 @@ use std::time::Instant;
 
 use super::{HookContext, HookOutcome};
 use crate::events::go_quote;
-use crate::wasm::{ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Limits, Preopen};
+use crate::wasm::{
+    ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Limits, Preopen,
+};
 
-pub async fn run(rt: &HookRuntime, module: &Path, argv: &[String], ctx: &HookContext) -> HookOutcome {
+pub async fn run(
+    rt: &HookRuntime,
+    module: &Path,
+    argv: &[String],
+    ctx: &HookContext,
+) -> HookOutcome {
     let started = Instant::now();
     let module = match rt.load_file(module) {
         Ok(m) => m,

@@ -124,7 +124,10 @@ pub struct HookContext {
 #[derive(Clone, Debug)]
 pub enum Hook {
     /// `exec`: `command[0]` resolved to a module file; `argv` is `command` as written.
-    Exec { module: PathBuf, argv: Vec<String> },
+    Exec {
+        module: PathBuf,
+        argv: Vec<String>,
+    },
     HttpGet(HTTPGetAction),
     TcpSocket(TCPSocketAction),
     Sleep(SleepAction),
@@ -141,7 +144,10 @@ impl Hook {
         if let Some(exec) = &handler.exec {
             let argv = exec.command.clone().unwrap_or_default();
             if let Some(first) = argv.first() {
-                return Ok(Hook::Exec { module: resolve(first), argv });
+                return Ok(Hook::Exec {
+                    module: resolve(first),
+                    argv,
+                });
             }
         } else if let Some(http) = &handler.http_get {
             return Ok(Hook::HttpGet(http.clone()));

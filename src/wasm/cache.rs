@@ -193,7 +193,8 @@ impl HookRuntime {
         if let Some(m) = lock(&self.inner.modules).get(&hash) {
             return Ok(m.clone());
         }
-        let prepared = prepare(&self.inner.plain, &self.inner.stats, &binary, &hash).map_err(invalid)?;
+        let prepared =
+            prepare(&self.inner.plain, &self.inner.stats, &binary, &hash).map_err(invalid)?;
         let module = HookModule(Arc::new(ModuleInner {
             name: name.to_owned(),
             hash,
@@ -238,7 +239,10 @@ impl HookRuntime {
     ) -> Result<Arc<Prepared>, String> {
         let m = &module.0;
         if !fuel {
-            let p = m.plain.get().expect("the plain engine's module is prepared at load");
+            let p = m
+                .plain
+                .get()
+                .expect("the plain engine's module is prepared at load");
             return Ok(p.clone());
         }
         if let Some(p) = m.fueled.get() {
@@ -329,7 +333,10 @@ fn link(set: &EngineSet, compiled: Compiled) -> Result<Prepared, String> {
             if module.get_export("_start").is_none() {
                 return Err("it exports no `_start`: a hook must be a WASI command (a `main` program), not a library".into());
             }
-            let pre = set.p1.instantiate_pre(&module).map_err(|e| format!("{e}"))?;
+            let pre = set
+                .p1
+                .instantiate_pre(&module)
+                .map_err(|e| format!("{e}"))?;
             Ok(Prepared::P1(pre))
         }
         Compiled::Component(component) => {

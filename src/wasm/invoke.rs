@@ -94,7 +94,9 @@ impl fmt::Display for ExecStatus {
             ExecStatus::Success => f.write_str("succeeded"),
             ExecStatus::Exited(n) => write!(f, "exited with code {n}"),
             ExecStatus::Failed(msg) => f.write_str(msg),
-            ExecStatus::TimedOut(d) => write!(f, "timed out after {}", humantime::format_duration(*d)),
+            ExecStatus::TimedOut(d) => {
+                write!(f, "timed out after {}", humantime::format_duration(*d))
+            }
             ExecStatus::FuelExhausted(budget) => write!(f, "fuel exhausted (budget {budget})"),
             ExecStatus::MemoryLimit(bytes) => {
                 write!(f, "memory limit of {} exceeded", format_bytes(*bytes))
@@ -152,8 +154,11 @@ impl ExecOutcome {
         let mut out = self.output.combined.clone();
         if self.output.dropped > 0 {
             out.extend_from_slice(
-                format!("\n[wasmhook: output truncated, {} bytes dropped]\n", self.output.dropped)
-                    .as_bytes(),
+                format!(
+                    "\n[wasmhook: output truncated, {} bytes dropped]\n",
+                    self.output.dropped
+                )
+                .as_bytes(),
             );
         }
         out
@@ -217,10 +222,11 @@ impl HookRuntime {
         fuel_used: &mut Option<u64>,
     ) -> ExecStatus {
         let limits = &inv.limits;
-        let prepared: Arc<Prepared> = match HookRuntime::prepared(&self.inner, module, limits.fuel.is_some()) {
-            Ok(p) => p,
-            Err(e) => return ExecStatus::Error(e),
-        };
+        let prepared: Arc<Prepared> =
+            match HookRuntime::prepared(&self.inner, module, limits.fuel.is_some()) {
+                Ok(p) => p,
+                Err(e) => return ExecStatus::Error(e),
+            };
         let wasi = match wasi_builder(inv, output) {
             Ok(b) => b,
             Err(e) => return ExecStatus::Error(e),
@@ -267,7 +273,9 @@ impl HookRuntime {
                 let ctx = typed_context(inv);
                 let result = async {
                     let hook = pre.instantiate_async(&mut store).await?;
-                    hook.wasmhook_hook_handler().call_run(&mut store, &ctx).await
+                    hook.wasmhook_hook_handler()
+                        .call_run(&mut store, &ctx)
+                        .await
                 }
                 .await;
                 *fuel_used = fuel_consumed(&store, limits.fuel);
@@ -302,7 +310,11 @@ fn wasi_builder(inv: &Invocation, output: &OutputBuffer) -> Result<WasiCtxBuilde
             FsPerms::ReadWrite
         };
         b.preopened_dir(&p.host, &p.guest, perms).map_err(|e| {
-            format!("cannot open {} for the hook at {}: {e}", p.host.display(), p.guest)
+            format!(
+                "cannot open {} for the hook at {}: {e}",
+                p.host.display(),
+                p.guest
+            )
         })?;
     }
     if inv.limits.allow_network {

@@ -74,7 +74,9 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            allocator: Allocator::Pooling { max_instances: 1000 },
+            allocator: Allocator::Pooling {
+                max_instances: 1000,
+            },
             cache_dir: default_cache_dir(),
             allow_precompiled: false,
             default_limits: Limits::default(),
@@ -106,7 +108,7 @@ impl EngineSet {
         let mut c = Config::new();
         c.epoch_interruption(true)
             .consume_fuel(fuel)
-                        .wasm_component_model(true);
+            .wasm_component_model(true);
         if let Allocator::Pooling { max_instances } = config.allocator {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_core_instances(max_instances * 4)
@@ -142,7 +144,6 @@ impl EngineSet {
             p1,
             p2,
             cache_dir,
-
         })
     }
 }
