@@ -154,39 +154,10 @@ pub fn is_http_header_name(value: &str) -> Vec<String> {
     }
 }
 
-/// Go's `strconv.Quote` for a Rust string (always valid UTF-8): printable characters as
-/// they are, the usual backslash escapes, `\xNN` for other ASCII controls and `\uNNNN` /
-/// `\UNNNNNNNN` for non-printable non-ASCII characters.
+/// Go's `strconv.Quote` for a Rust string, as the API server quotes values in messages
+/// (one implementation: [`crate::events::go_quote`]).
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() || c == '\u{feff}' => {
-                let n = c as u32;
-                if n <= 0xffff {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::events::go_quote(s.as_bytes())
 }
 
 #[cfg(test)]
