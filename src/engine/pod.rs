@@ -660,8 +660,24 @@ impl Pod {
 
     fn final_status(&self, stop_requested: bool) -> PodStatus {
         let st = self.state();
-        let containers: Vec<ContainerStatus> =
-            st.containers.iter().map(|s| s.status.clone()).collect();
+        // The pod is over: a container caught waiting for a restart shows its last exit.
+        let containers: Vec<ContainerStatus> = st
+            .containers
+            .iter()
+            .map(|s| {
+                let mut status = s.status.clone();
+                if let (ContainerState::Waiting { .. }, Some(code)) =
+                    (&status.state, status.last_exit_code)
+                {
+                    let mut state = ContainerState::terminated(code);
+                    if let ContainerState::Terminated { message, .. } = &mut state {
+                        message.clone_from(&s.hook_error);
+                    }
+                    status.state = state;
+                }
+                status
+            })
+            .collect();
         let all_zero = containers
             .iter()
             .filter(|c| c.role == ContainerRole::App)

@@ -83,7 +83,10 @@ pub fn render_hook_text(r: &HookReport) -> String {
         "", r.hook, r.handler, r.pod, r.container, r.duration
     );
     if let Some(e) = &r.error {
-        out.push_str(&format!("\n{:>16}{e}", ""));
+        // Hook stderr inside the message may span lines: keep them under the report.
+        for line in e.trim_end().lines() {
+            out.push_str(&format!("\n{:>16}{line}", ""));
+        }
     } else if !r.output.is_empty() {
         out.push_str(&format!("\n{:>16}output: {}", "", go_quote(&r.output)));
     }
