@@ -1,0 +1,359 @@
+//! A whole pod through the engine, with and without wasm exec hooks, plus what the same number
+//! of native exec hooks would cost at the least. Prints a markdown table.
+//!
+//! The pod has N containers (`sleep 1000`, default N = 200; set `WASMHOOK_BENCH_CONTAINERS`,
+//! e.g. 1000). Scenarios, each run `WASMHOOK_BENCH_ROUNDS` times (default 3, median shown):
+//!
+//! - `pod, no hooks`: start (until N `Started` events) and stop (`stop(Some(2))` + `wait`).
+//! - `pod, wasm postStart + preStop`: the same pod, every container with `noop.wat` as exec
+//!   postStart and preStop hook (absolute path). Start waits for N `Started` events and N
+//!   postStart hook reports. The hook cost is the difference to the row above.
+//! - `2N x ProcessBackend::exec /bin/true`: the kubelet-style native exec path of our process
+//!   backend, on one running `sleep` container, sequentially.
+//! - `2N x spawn /bin/true`: `std::process::Command` directly, sequentially.
+//! - `2N x HookRuntime::run noop`: the wasm hook calls alone, sequentially.
+//!
+//! Peak RSS is VmHWM of this process, reset before each scenario through
+//! `/proc/self/clear_refs` (when the kernel allows it; otherwise it is the running peak).
+//!
+//! Run: `cargo bench --bench engine` (or `WASMHOOK_BENCH_CONTAINERS=1000 cargo bench --bench engine`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmhook::backend::{Backend, ContainerSpec, ProcessBackend, SandboxSpec};
+use wasmhook::engine::{Engine, EngineConfig};
+use wasmhook::events::{reason, PodRef, Record};
+use wasmhook::handlers::Handlers;
+use wasmhook::manifest::{self, LoadOptions};
+use wasmhook::wasm::{Allocator, HookRuntime, Invocation, Limits, RuntimeConfig};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn noop_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wat/noop.wat")
+}
+
+fn pod_yaml(n: usize, hooks: bool) -> String {
+    let noop = noop_path();
+    let mut y = String::from(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bench\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n",
+    );
+    for i in 0..n {
+        y.push_str(&format!(
+            "  - name: c{i}\n    image: busybox\n    command: [\"sleep\", \"1000\"]\n"
+        ));
+        if hooks {
+            y.push_str(&format!(
+                "    lifecycle:\n      postStart:\n        exec:\n          command: [\"{0}\"]\n      preStop:\n        exec:\n          command: [\"{0}\"]\n",
+                noop.display()
+            ));
+        }
+    }
+    y
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reset VmHWM to the current RSS; false when the kernel refuses.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().count())
+        .unwrap_or(0)
+}
+
+fn peak_rss_mib() -> f64 {
+    proc_status_kib("VmHWM:").unwrap_or(0) as f64 / 1024.0
+}
+
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    start: Duration,
+    stop: Duration,
+    peak_mib: f64,
+}
+
+async fn run_pod(engine: &Engine, n: usize, hooks: bool) -> Sample {
+    let yaml = pod_yaml(n, hooks);
+    let pods = manifest::load_str(&yaml, Path::new("bench.yaml"), &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("bench manifest: {e}"));
+    reset_peak_rss();
+    let (recorder, mut rx) = wasmhook::events::Recorder::channel();
+    let t0 = Instant::now();
+    let handle = engine.start_pod(&pods[0], recorder);
+    let (mut started, mut post_start) = (0, 0);
+    while started < n || (hooks && post_start < n) {
+        match rx
+            .recv()
+            .await
+            .expect("pod ended before all containers started")
+        {
+            Record::Event(e) if e.reason == reason::STARTED => started += 1,
+            Record::Event(e) if e.reason == reason::FAILED_POST_START_HOOK => {
+                panic!("postStart failed: {}", e.message)
+            }
+            Record::Hook(h) if h.hook == "postStart" => {
+                assert!(h.error.is_none(), "postStart hook failed: {:?}", h.error);
+                post_start += 1;
+            }
+            _ => {}
+        }
+    }
+    let start = t0.elapsed();
+    let t1 = Instant::now();
+    handle.stop(Some(2));
+    let status = handle.wait().await;
+    let stop = t1.elapsed();
+    let mut pre_stop = 0;
+    while let Ok(r) = rx.try_recv() {
+        if let Record::Hook(h) = r {
+            if h.hook == "preStop" {
+                assert!(h.error.is_none(), "preStop hook failed: {:?}", h.error);
+                pre_stop += 1;
+            }
+        }
+    }
+    if hooks {
+        assert_eq!(pre_stop, n, "preStop hooks reported");
+    }
+    assert!(
+        status.stopped_cleanly(),
+        "pod did not stop cleanly (SIGKILL needed)"
+    );
+    Sample {
+        start,
+        stop,
+        peak_mib: peak_rss_mib(),
+    }
+}
+
+/// 2N sequential native execs through the process backend, on one running container.
+async fn backend_execs(calls: usize) -> Sample {
+    let backend = ProcessBackend::default();
+    let pod = PodRef {
+        name: "bench-exec".into(),
+        namespace: "default".into(),
+        uid: "bench-exec-uid".into(),
+    };
+    reset_peak_rss();
+    let sandbox = backend
+        .create_sandbox(&SandboxSpec {
+            pod,
+            volumes: Vec::new(),
+        })
+        .await
+        .expect("sandbox");
+    let id = backend
+        .create_container(
+            &sandbox,
+            &ContainerSpec {
+                name: "app".into(),
+                argv: vec!["sleep".into(), "1000".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("container");
+    backend.start_container(&id).await.expect("start");
+    let argv = vec!["/bin/true".to_string()];
+    let t0 = Instant::now();
+    for _ in 0..calls {
+        let out = backend
+            .exec(&id, &argv, Duration::from_secs(10))
+            .await
+            .expect("exec");
+        assert_eq!(out.exit_code, 0);
+    }
+    let elapsed = t0.elapsed();
+    backend
+        .remove_sandbox(&sandbox)
+        .await
+        .expect("remove sandbox");
+    Sample {
+        start: elapsed,
+        stop: Duration::ZERO,
+        peak_mib: peak_rss_mib(),
+    }
+}
+
+fn spawns(calls: usize) -> Sample {
+    reset_peak_rss();
+    let t0 = Instant::now();
+    for _ in 0..calls {
+        let s = std::process::Command::new("/bin/true").status().unwrap();
+        assert!(s.success());
+    }
+    Sample {
+        start: t0.elapsed(),
+        stop: Duration::ZERO,
+        peak_mib: peak_rss_mib(),
+    }
+}
+
+async fn wasm_calls(rt: &HookRuntime, calls: usize) -> Sample {
+    let module = rt.load_file(&noop_path()).expect("load noop.wat");
+    reset_peak_rss();
+    let t0 = Instant::now();
+    for _ in 0..calls {
+        let inv = Invocation {
+            args: vec!["noop.wat".into()],
+            ..Default::default()
+        };
+        assert!(rt.run(&module, inv).await.is_success());
+    }
+    Sample {
+        start: t0.elapsed(),
+        stop: Duration::ZERO,
+        peak_mib: peak_rss_mib(),
+    }
+}
+
+fn median(mut v: Vec<Sample>) -> Sample {
+    let mid = v.len() / 2;
+    v.sort_by_key(|s| s.start);
+    let start = v[mid].start;
+    v.sort_by_key(|s| s.stop);
+    let stop = v[mid].stop;
+    v.sort_by(|a, b| a.peak_mib.total_cmp(&b.peak_mib));
+    Sample {
+        start,
+        stop,
+        peak_mib: v[mid].peak_mib,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let n = env_usize("WASMHOOK_BENCH_CONTAINERS", 200).max(1);
+    let rounds = env_usize("WASMHOOK_BENCH_ROUNDS", 3).max(1);
+    let calls = 2 * n;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rss_resettable = reset_peak_rss();
+    // The native baselines once more before any wasm engine exists: process spawning gets
+    // slower as this process's address space grows (see benches/README.md).
+    let maps_before = mappings();
+    let execs_pre = tokio.block_on(backend_execs(calls));
+    let spawned_pre = spawns(calls);
+
+    // All preStop hooks run at once: the pool must hold N live instances.
+    let pool = env_usize("WASMHOOK_BENCH_POOL", n.max(1000)) as u32;
+    let rt = HookRuntime::new(RuntimeConfig {
+        allocator: Allocator::Pooling {
+            max_instances: pool,
+        },
+        cache_dir: None,
+        allow_precompiled: false,
+        default_limits: Limits::default(),
+    })
+    .expect("hook runtime");
+    let engine = Engine::new(
+        Arc::new(ProcessBackend::default()),
+        Handlers::new(rt.clone()),
+        EngineConfig::default(),
+    );
+
+    let mut plain = Vec::new();
+    let mut hooked = Vec::new();
+    let mut execs = Vec::new();
+    let mut spawned = Vec::new();
+    let mut wasm = Vec::new();
+    tokio.block_on(async {
+        // Warm-up: compile noop.wat into the runtime's memory cache, start the spawner.
+        run_pod(&engine, 1, true).await;
+        for round in 0..rounds {
+            eprintln!("round {}/{rounds} (N = {n})", round + 1);
+            plain.push(run_pod(&engine, n, false).await);
+            hooked.push(run_pod(&engine, n, true).await);
+            execs.push(backend_execs(calls).await);
+            spawned.push(spawns(calls));
+            wasm.push(wasm_calls(&rt, calls).await);
+        }
+    });
+    let (plain, hooked) = (median(plain), median(hooked));
+    let (execs, spawned, wasm) = (median(execs), median(spawned), median(wasm));
+
+    println!(
+        "\nN = {n} containers, {calls} hook calls, pool of {pool} instances; median of {rounds} rounds; peak RSS {}\n",
+        if rss_resettable {
+            "reset before each scenario"
+        } else {
+            "is the running peak (clear_refs refused)"
+        }
+    );
+    println!("| scenario | start (ms) | stop (ms) | peak RSS (MiB) |");
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, s: &Sample| {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            ms(s.start),
+            ms(s.stop),
+            s.peak_mib
+        );
+    };
+    row(&format!("pod, {n} containers, no hooks"), &plain);
+    row(
+        &format!("pod, {n} containers, wasm postStart + preStop (noop)"),
+        &hooked,
+    );
+    println!(
+        "| hook cost (difference) | {:+.1} ({:+.1} µs/hook) | {:+.1} ({:+.1} µs/hook) | {:+.1} |",
+        ms(hooked.start) - ms(plain.start),
+        (ms(hooked.start) - ms(plain.start)) * 1e3 / n as f64,
+        ms(hooked.stop) - ms(plain.stop),
+        (ms(hooked.stop) - ms(plain.stop)) * 1e3 / n as f64,
+        hooked.peak_mib - plain.peak_mib
+    );
+    println!("\n| {calls} sequential calls | total (ms) | per call (µs) | peak RSS (MiB) |");
+    println!("|---|---:|---:|---:|");
+    let row2 = |name: &str, s: &Sample| {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            ms(s.start),
+            ms(s.start) * 1e3 / calls as f64,
+            s.peak_mib
+        );
+    };
+    row2("`HookRuntime::run` noop.wat", &wasm);
+    row2(
+        "`ProcessBackend::exec` /bin/true (running container)",
+        &execs,
+    );
+    row2("`std::process::Command` /bin/true", &spawned);
+    row2(
+        "`ProcessBackend::exec` /bin/true, before the wasm runtime existed",
+        &execs_pre,
+    );
+    row2(
+        "`std::process::Command` /bin/true, before the wasm runtime existed",
+        &spawned_pre,
+    );
+    println!(
+        "\nmappings in /proc/self/maps: {maps_before} before the wasm runtime, {} at the end",
+        mappings()
+    );
+    println!(
+        "\nnative exec / wasm hook: {:.0}x (backend exec), {:.0}x (bare spawn)",
+        ms(execs.start) / ms(wasm.start),
+        ms(spawned.start) / ms(wasm.start)
+    );
+}
