@@ -79,6 +79,7 @@ fn ctx() -> HookContext {
             container: "app".into(),
             kind: HookKind::PostStart,
             pod_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            netns: None,
             ports: vec![],
             env: vec![],
             mounts: vec![],

@@ -31,6 +31,7 @@ fn ctx(pod_ip: IpAddr, timeout: Duration) -> HookContext {
             container: "app".into(),
             kind: HookKind::PostStart,
             pod_ip,
+            netns: None,
             ports: vec![("http".into(), 1)],
             env: vec![],
             mounts: vec![],

@@ -15,6 +15,7 @@
 //!   directories, mounts.
 
 pub mod process;
+pub mod runc;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,6 +68,9 @@ pub struct Sandbox {
     pub address: IpAddr,
     /// Host directory of every volume, by volume name.
     pub volumes: BTreeMap<String, PathBuf>,
+    /// The pod's network namespace (a bind-mounted nsfs file), when the backend gives the
+    /// pod one: host handlers then connect from inside it, so `address` is reachable.
+    pub netns: Option<PathBuf>,
 }
 
 /// A volume mount of a container, resolved to a host directory.

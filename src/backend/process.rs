@@ -387,6 +387,7 @@ impl Backend for ProcessBackend {
             pod: spec.pod.clone(),
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             volumes,
+            netns: None,
         })
     }
 

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::hook::{CacheArgs, LimitArgs, OutputFormat};
 use super::validate::{check, ManifestArgs};
 use crate::backend::process::ProcessBackendConfig;
+use crate::backend::runc::{RuncBackend, RuncBackendConfig};
 use crate::backend::{Backend, LogLine, LogStream, ProcessBackend};
 use crate::engine::{BackoffConfig, Engine, EngineConfig, PodPhase, PodStatus};
 use crate::events::{
@@ -35,6 +36,8 @@ pub enum BackendKind {
     /// Containers as host process groups (no root, nothing to install).
     #[default]
     Process,
+    /// Containers run by the runc OCI runtime (root; images from `--images`).
+    Runc,
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +47,9 @@ pub struct RunArgs {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub backend: BackendKind,
+    /// Local image store of `--backend runc`: OCI image layouts or rootfs directories.
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
     /// Print the containers' stdout and stderr, prefixed with pod/container.
@@ -88,6 +94,11 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
         }
         return ExitCode::from(2);
     }
+    if args.backend == BackendKind::Runc {
+        if let Err(e) = crate::backend::runc::available(None) {
+            return super::fail(format!("--backend runc: {e}"), 1);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,6 +137,11 @@ async fn run_pods(
         BackendKind::Process => Arc::new(ProcessBackend::new(ProcessBackendConfig {
             state_dir: None,
             logs: args.logs.then_some(log_tx),
+        })),
+        BackendKind::Runc => Arc::new(RuncBackend::new(RuncBackendConfig {
+            images_dir: args.images.clone(),
+            logs: args.logs.then_some(log_tx),
+            ..RuncBackendConfig::default()
         })),
     };
     let engine = Engine::new(backend, Handlers::new(rt), config);

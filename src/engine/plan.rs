@@ -244,6 +244,7 @@ impl ContainerPlan {
             container: self.name.clone(),
             kind,
             pod_ip: sandbox.address,
+            netns: sandbox.netns.clone(),
             ports: self.ports.clone(),
             env: self.env.clone(),
             mounts: self

@@ -73,6 +73,9 @@ pub struct HookTarget {
     pub env: Vec<(String, String)>,
     /// The container's volume mounts, preopened for exec hooks.
     pub mounts: Vec<HookMount>,
+    /// The pod's network namespace, when the backend gives it one: httpGet and tcpSocket
+    /// connect from inside it (see [`tcp::dial`]).
+    pub netns: Option<PathBuf>,
 }
 
 /// Whether an httpGet hook looks at the status code (`wasmhook.dev/http-status`).

@@ -8,11 +8,12 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::TCPSocketAction;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::{resolve_port, HookContext, HookOutcome};
 use crate::events::go_quote;
@@ -44,7 +45,7 @@ pub async fn run(action: &TCPSocketAction, ctx: &HookContext) -> HookOutcome {
     let deadline = super::http::deadline(ctx.settings.timeout);
     let mut current = None;
     let stop = {
-        let connect = dial(&host, port, &mut current);
+        let connect = dial(&host, port, ctx.target.netns.as_deref(), &mut current);
         tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => Err("operation was canceled"),
@@ -67,9 +68,15 @@ pub async fn run(action: &TCPSocketAction, ctx: &HookContext) -> HookOutcome {
 /// directly, a name is resolved and its addresses are tried in order. `current` tracks the
 /// address being dialled, so a caller whose deadline fires can name it. Errors read like Go's:
 /// `dial tcp 127.0.0.1:1: connect: connection refused`, `dial tcp: lookup x: no such host`.
+///
+/// With `netns` (a network namespace file), the socket is created inside that namespace: a
+/// socket keeps the namespace it was created in, so it is made on a short-lived thread that
+/// entered the namespace (`setns` affects only the calling thread), then connected here.
+/// Name lookups still use the host's resolver.
 pub(crate) async fn dial(
     host: &str,
     port: u16,
+    netns: Option<&Path>,
     current: &mut Option<SocketAddr>,
 ) -> Result<TcpStream, String> {
     *current = None;
@@ -88,7 +95,14 @@ pub(crate) async fn dial(
     let mut first_error = None;
     for addr in addrs {
         *current = Some(addr);
-        match TcpStream::connect(addr).await {
+        let connected = match netns {
+            None => TcpStream::connect(addr).await,
+            Some(ns) => match socket_in_netns(ns, addr).await {
+                Ok(socket) => socket.connect(addr).await,
+                Err(e) => Err(e),
+            },
+        };
+        match connected {
             Ok(stream) => return Ok(stream),
             Err(e) => {
                 first_error
@@ -97,6 +111,30 @@ pub(crate) async fn dial(
         }
     }
     Err(first_error.unwrap_or_else(|| format!("dial tcp: lookup {host}: no such host")))
+}
+
+/// A TCP socket for `addr`'s family, created in the network namespace `netns`.
+async fn socket_in_netns(netns: &Path, addr: SocketAddr) -> io::Result<TcpSocket> {
+    let netns = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("wasmhook-netns-dial".into())
+        .spawn(move || {
+            let made = (|| {
+                let ns = std::fs::File::open(&netns)?;
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&ns),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                match addr {
+                    SocketAddr::V4(_) => TcpSocket::new_v4(),
+                    SocketAddr::V6(_) => TcpSocket::new_v6(),
+                }
+            })();
+            let _ = tx.send(made);
+        })?;
+    rx.await
+        .unwrap_or_else(|_| Err(io::Error::other("network namespace thread died")))
 }
 
 /// Go's `syscall.Errno` text: the C library's message with a lowercase first letter, without

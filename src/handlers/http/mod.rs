@@ -100,6 +100,7 @@ pub async fn run(client: &HttpClient, action: &HTTPGetAction, ctx: &HookContext)
     };
     let deadline = deadline(ctx.settings.timeout);
     let mut progress = Progress::new(&spec.url);
+    progress.netns = ctx.target.netns.clone();
     let stop = {
         let work = client.execute(&spec, &mut progress);
         tokio::select! {
@@ -169,6 +170,8 @@ struct Progress {
     url: String,
     phase: Phase,
     addr: Option<SocketAddr>,
+    /// The pod's network namespace to dial from (`HookTarget::netns`).
+    netns: Option<std::path::PathBuf>,
     /// The HTTPS error while its HTTP fallback runs.
     original: Option<String>,
 }
@@ -186,6 +189,7 @@ impl Progress {
             url: url.to_string(),
             phase: Phase::Dial,
             addr: None,
+            netns: None,
             original: None,
         }
     }
@@ -493,9 +497,14 @@ impl HttpClient {
             }
         };
         progress.phase = Phase::Dial;
-        let tcp = dial(&url.host, url.effective_port(), &mut progress.addr)
-            .await
-            .map_err(Fail::new)?;
+        let tcp = dial(
+            &url.host,
+            url.effective_port(),
+            progress.netns.as_deref(),
+            &mut progress.addr,
+        )
+        .await
+        .map_err(Fail::new)?;
         let _ = tcp.set_nodelay(true);
         let addrs = (tcp.local_addr().ok(), tcp.peer_addr().ok());
         progress.phase = Phase::Headers;

@@ -1,0 +1,542 @@
+//! The runc backend against the real `runc`, and one pod through the CLI binary.
+//!
+//! Needs root, `runc`, `ip` (iproute2) and `/bin/busybox` (busybox-static). With
+//! `WASMHOOK_REQUIRE_RUNC=1` (set by `.ci/run`) a missing piece FAILS the tests; without it
+//! they are skipped with a message on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wasmhook::backend::runc::{RuncBackend, RuncBackendConfig};
+use wasmhook::backend::{
+    Backend, ContainerSpec, ExitStatus, LogLine, Mount, Sandbox, SandboxSpec, VolumeSource,
+    VolumeSpec,
+};
+use wasmhook::events::PodRef;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether to run; panics when required and impossible.
+fn runc_ready() -> bool {
+    let required = std::env::var_os("WASMHOOK_REQUIRE_RUNC").is_some_and(|v| v != "0");
+    let problem = wasmhook::backend::runc::available(None)
+        .err()
+        .or_else(|| {
+            (!Path::new("/bin/busybox").exists())
+                .then(|| "/bin/busybox is missing (apt-get install busybox-static)".to_string())
+        })
+        .or_else(|| {
+            Command::new("ip")
+                .arg("-V")
+                .output()
+                .is_err()
+                .then(|| "`ip` is missing (apt-get install iproute2)".to_string())
+        });
+    match problem {
+        None => true,
+        Some(p) if required => panic!("WASMHOOK_REQUIRE_RUNC is set but: {p}"),
+        Some(p) => {
+            eprintln!(
+                "\n*** SKIPPED runc backend test: {p} (set WASMHOOK_REQUIRE_RUNC=1 to fail \
+                 instead) ***\n"
+            );
+            false
+        }
+    }
+}
+
+/// The test images (`busybox` OCI layout, `busybox-rootfs` plain rootfs), built once.
+fn images() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(root().join("scripts/make-test-image.sh"))
+            .arg(d.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "make-test-image.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d
+    })
+    .path()
+}
+
+struct Fixture {
+    backend: Option<RuncBackend>,
+    state: tempfile::TempDir,
+    logs: mpsc::UnboundedReceiver<LogLine>,
+    netns: Vec<PathBuf>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let state = tempfile::tempdir().unwrap();
+        let (tx, logs) = mpsc::unbounded_channel();
+        let backend = RuncBackend::new(RuncBackendConfig {
+            images_dir: Some(images().to_path_buf()),
+            state_dir: Some(state.path().to_path_buf()),
+            runc: None,
+            logs: Some(tx),
+        });
+        Fixture {
+            backend: Some(backend),
+            state,
+            logs,
+            netns: Vec::new(),
+        }
+    }
+
+    fn b(&self) -> &RuncBackend {
+        self.backend.as_ref().unwrap()
+    }
+
+    async fn sandbox(&mut self, volumes: &[&str]) -> Sandbox {
+        let sb = self
+            .b()
+            .create_sandbox(&SandboxSpec {
+                pod: PodRef {
+                    name: "test-pod".into(),
+                    namespace: "default".into(),
+                    uid: String::new(),
+                },
+                volumes: volumes
+                    .iter()
+                    .map(|v| VolumeSpec {
+                        name: v.to_string(),
+                        source: VolumeSource::EmptyDir,
+                    })
+                    .collect(),
+            })
+            .await
+            .unwrap();
+        let ns = sb.netns.clone().expect("a runc sandbox has a netns");
+        assert!(ns.exists(), "{}", ns.display());
+        self.netns.push(ns);
+        sb
+    }
+
+    /// Everything gone: runc state, network namespaces, mounts under the state dir.
+    fn assert_clean(&self) {
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(self.b().runc_root())
+            .args(["list", "-q"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "runc list");
+        for ns in &self.netns {
+            assert!(!ns.exists(), "netns {} left", ns.display());
+        }
+        let state = self.state.path().to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&state),
+            "mounts left under {state}:\n{mounts}"
+        );
+        let sandboxes = self.state.path().join("sandboxes");
+        if sandboxes.exists() {
+            assert_eq!(std::fs::read_dir(&sandboxes).unwrap().count(), 0);
+        }
+    }
+
+    async fn lines(&mut self, container: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(Some(l)) =
+            tokio::time::timeout(Duration::from_millis(200), self.logs.recv()).await
+        {
+            if l.container == container {
+                v.push(l.line);
+            }
+        }
+        v
+    }
+}
+
+fn sh(name: &str, script: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: Some("busybox".into()),
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+fn mount(sb: &Sandbox, volume: &str, at: &str, read_only: bool) -> Mount {
+    Mount {
+        host_path: sb.volumes[volume].clone(),
+        container_path: at.into(),
+        read_only,
+    }
+}
+
+async fn run_to_exit(f: &Fixture, sb: &Sandbox, spec: &ContainerSpec) -> ExitStatus {
+    let id = f.b().create_container(sb, spec).await.unwrap();
+    f.b().start_container(&id).await.unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(20), f.b().wait(&id))
+        .await
+        .expect("container exits")
+        .unwrap();
+    // Every wait returns the same status.
+    assert_eq!(f.b().wait(&id).await.unwrap(), st);
+    f.b().remove_container(&id).await.unwrap();
+    st
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_code_env_args_and_working_dir() {
+    if !runc_ready() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let sb = f.sandbox(&[]).await;
+    let mut spec = sh(
+        "env",
+        "echo \"$GREETING $0 $1\"; pwd; hostname; echo oops >&2; exit 3",
+    );
+    spec.argv.extend(["first".into(), "second".into()]);
+    spec.env = vec![("GREETING".into(), "hello".into())];
+    spec.working_dir = Some("/tmp".into());
+    assert_eq!(run_to_exit(&f, &sb, &spec).await, ExitStatus::Exited(3));
+    let lines = f.lines("env").await;
+    assert!(
+        lines.contains(&"hello first second".to_string()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"/tmp".to_string()), "{lines:?}");
+    assert!(lines.contains(&"test-pod".to_string()), "{lines:?}");
+    assert!(lines.contains(&"oops".to_string()), "{lines:?}");
+
+    // The plain rootfs form of the image, and the image's default command when argv is empty.
+    let mut plain = sh("plain", "test -x /bin/busybox && exit 0; exit 1");
+    plain.image = Some("busybox-rootfs".into());
+    assert_eq!(run_to_exit(&f, &sb, &plain).await, ExitStatus::Exited(0));
+
+    let missing = f
+        .b()
+        .create_container(
+            &sb,
+            &ContainerSpec {
+                image: Some("nginx:1.27".into()),
+                ..sh("missing", "true")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        missing.0.contains("image \"nginx:1.27\" not found"),
+        "{missing}"
+    );
+    let no_exe = f
+        .b()
+        .create_container(
+            &sb,
+            &ContainerSpec {
+                argv: vec!["no-such-binary".into()],
+                ..sh("noexe", "")
+            },
+        )
+        .await;
+    match no_exe {
+        Err(e) => assert!(e.0.contains("no-such-binary"), "{e}"),
+        Ok(id) => {
+            let e = f.b().start_container(&id).await.unwrap_err();
+            assert!(e.0.contains("no-such-binary"), "{e}");
+            f.b().remove_container(&id).await.unwrap();
+        }
+    }
+    f.b().remove_sandbox(&sb).await.unwrap();
+    f.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_shared_between_containers_and_host() {
+    if !runc_ready() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let sb = f.sandbox(&["data"]).await;
+    let host = sb.volumes["data"].clone();
+    std::fs::write(host.join("from-host"), "host\n").unwrap();
+    let mut a = sh("a", "cat /data/from-host > /data/a && echo a >> /data/a");
+    a.mounts = vec![mount(&sb, "data", "/data", false)];
+    assert_eq!(run_to_exit(&f, &sb, &a).await, ExitStatus::Exited(0));
+    let mut b = sh(
+        "b",
+        "cat /shared/a > /shared/b; touch /ro/x 2>/dev/null && exit 9; exit 0",
+    );
+    b.mounts = vec![
+        mount(&sb, "data", "/shared", false),
+        mount(&sb, "data", "/ro", true),
+    ];
+    assert_eq!(run_to_exit(&f, &sb, &b).await, ExitStatus::Exited(0));
+    assert_eq!(
+        std::fs::read_to_string(host.join("b")).unwrap(),
+        "host\na\n"
+    );
+    assert!(!host.join("x").exists(), "readOnly mount was written");
+    f.b().remove_sandbox(&sb).await.unwrap();
+    assert!(!host.exists(), "emptyDir deleted with the sandbox");
+    f.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_of_a_pod_share_localhost() {
+    if !runc_ready() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let sb = f.sandbox(&["www"]).await;
+    std::fs::write(sb.volumes["www"].join("index.html"), "served\n").unwrap();
+    let mut server = sh("server", "exec httpd -f -p 8080 -h /www");
+    server.mounts = vec![mount(&sb, "www", "/www", true)];
+    let server_id = f.b().create_container(&sb, &server).await.unwrap();
+    f.b().start_container(&server_id).await.unwrap();
+    let mut client = sh(
+        "client",
+        "for i in $(seq 50); do wget -q -O /out/got http://127.0.0.1:8080/index.html && exit 0; \
+         sleep 0.1; done; exit 1",
+    );
+    let sb_out = f.sandbox(&["out"]).await; // a second pod: its own netns
+    client.mounts = vec![mount(&sb_out, "out", "/out", false)];
+    // In the server's pod: reaches it.
+    assert_eq!(run_to_exit(&f, &sb, &client).await, ExitStatus::Exited(0));
+    assert_eq!(
+        std::fs::read_to_string(sb_out.volumes["out"].join("got")).unwrap(),
+        "served\n"
+    );
+    // In another pod: its loopback has no server.
+    let mut other = sh(
+        "other",
+        "wget -q -T 2 -O /dev/null http://127.0.0.1:8080/index.html && exit 0; exit 1",
+    );
+    other.mounts = vec![];
+    assert_eq!(
+        run_to_exit(&f, &sb_out, &other).await,
+        ExitStatus::Exited(1)
+    );
+    f.b().remove_sandbox(&sb).await.unwrap();
+    f.b().remove_sandbox(&sb_out).await.unwrap();
+    f.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_handled_ignored_then_sigkill() {
+    if !runc_ready() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let sb = f.sandbox(&[]).await;
+    // A TERM handler: graceful exit with its own code.
+    let graceful = f
+        .b()
+        .create_container(
+            &sb,
+            &sh(
+                "graceful",
+                "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+            ),
+        )
+        .await
+        .unwrap();
+    f.b().start_container(&graceful).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.b().signal(&graceful, 15).await.unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(10), f.b().wait(&graceful))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st, ExitStatus::Exited(7));
+    // No handler, PID 1: SIGTERM is ignored, SIGKILL is not.
+    let stubborn = f
+        .b()
+        .create_container(&sb, &sh("stubborn", "trap '' TERM; sleep 1000"))
+        .await
+        .unwrap();
+    f.b().start_container(&stubborn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.b().signal(&stubborn, 15).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), f.b().wait(&stubborn))
+            .await
+            .is_err(),
+        "SIGTERM should be ignored"
+    );
+    f.b().signal(&stubborn, 9).await.unwrap();
+    let st = tokio::time::timeout(Duration::from_secs(10), f.b().wait(&stubborn))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st, ExitStatus::Signaled(9));
+    assert_eq!(st.code(), 137);
+    // Signalling and removing an exited container succeed.
+    f.b().signal(&stubborn, 15).await.unwrap();
+    f.b().remove_container(&stubborn).await.unwrap();
+    f.b().remove_container(&graceful).await.unwrap();
+    f.b().remove_sandbox(&sb).await.unwrap();
+    f.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_exec() {
+    if !runc_ready() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let sb = f.sandbox(&[]).await;
+    let mut spec = sh("app", "echo ready > /tmp/state; sleep 1000");
+    spec.env = vec![("APP_MODE".into(), "test".into())];
+    let id = f.b().create_container(&sb, &spec).await.unwrap();
+    f.b().start_container(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let argv = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
+    let out = f
+        .b()
+        .exec(
+            &id,
+            &argv("cat /tmp/state; echo $APP_MODE; echo err >&2; exit 4"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 4);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ntest\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let t = std::time::Instant::now();
+    let e = f
+        .b()
+        .exec(&id, &argv("sleep 100"), Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert_eq!(e.0, "command timed out");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let e = f
+        .b()
+        .exec(
+            &id,
+            &["no-such-binary".to_string()],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("no-such-binary"), "{e}");
+    // The container is still fine; removing the sandbox kills it.
+    f.b().remove_sandbox(&sb).await.unwrap();
+    assert!(f.b().wait(&id).await.is_err());
+    f.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_removes_everything() {
+    if !runc_ready() {
+        return;
+    }
+    let mut f = Fixture::new();
+    let sb = f.sandbox(&["v"]).await;
+    let mut spec = sh("long", "sleep 1000");
+    spec.mounts = vec![mount(&sb, "v", "/v", false)];
+    spec.memory_limit = Some(64 << 20);
+    spec.cpu_limit_millis = Some(500);
+    let id = f.b().create_container(&sb, &spec).await.unwrap();
+    f.b().start_container(&id).await.unwrap();
+    let root = f.b().runc_root();
+    let backend = f.backend.take().unwrap();
+    drop(backend);
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+    for ns in &f.netns {
+        assert!(!ns.exists());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&*f.state.path().to_string_lossy()));
+}
+
+#[test]
+fn pod_through_the_cli() {
+    if !runc_ready() {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["run", "--backend", "runc", "--images"])
+        .arg(images())
+        .args(["--stop-after", "3s", "--output", "json", "--logs"])
+        .arg(root().join("examples/pods/runc-sidecar.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |f: &dyn Fn(&serde_json::Value) -> bool| records.iter().any(f);
+    for (reason, container) in [
+        ("Created", "server"),
+        ("Started", "server"),
+        ("Created", "writer"),
+        ("Started", "writer"),
+        ("Killing", "writer"),
+    ] {
+        assert!(
+            has(&|r| r["reason"] == reason && r["container"] == container),
+            "{reason} {container}:\n{stdout}"
+        );
+    }
+    assert!(
+        !has(&|r| r["type"] == "Warning"),
+        "no warnings expected:\n{stdout}"
+    );
+    let hook = |c: &str, h: &str, handler: &str| {
+        has(&|r| {
+            r["kind"] == "HookResult"
+                && r["container"] == c
+                && r["hook"] == h
+                && r["handler"] == handler
+                && r["success"] == true
+        })
+    };
+    assert!(hook("server", "postStart", "exec"), "{stdout}");
+    assert!(hook("writer", "postStart", "httpGet"), "{stdout}");
+    assert!(hook("writer", "preStop", "exec"), "{stdout}");
+    // The writer read the wasm hook's message through the pod's loopback, and its SIGTERM
+    // handler ran.
+    assert!(
+        has(&|r| r["kind"] == "Log" && r["container"] == "writer" && r["line"] == "bye"),
+        "{stdout}"
+    );
+    let status = records.last().unwrap();
+    assert_eq!(status["kind"], "PodStatus");
+    assert_eq!(status["phase"], "Succeeded", "{stdout}");
+    for c in status["containers"].as_array().unwrap() {
+        assert_eq!(c["exitCode"], 0, "{stdout}");
+    }
+    let list = Command::new("runc")
+        .args(["--root", "/run/wasmhook/runc", "list", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("runc-sidecar"),
+        "containers left"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("/run/wasmhook/sandboxes/runc-sidecar"));
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&netns.stdout).contains("wasmhook-runc-sidecar"));
+}
