@@ -4,7 +4,8 @@
 //! For `image: NAME[:TAG]` (a registry prefix like `docker.io/library/` is tried in full,
 //! then by its last path component), in the images directory, in order:
 //! 1. `NAME/` holding an OCI image layout (`oci-layout` + `index.json`): the manifest whose
-//!    `org.opencontainers.image.ref.name` is `TAG` (default `latest`), or the only one;
+//!    `org.opencontainers.image.ref.name` is `TAG` (default `latest`), or the only one
+//!    when it has no such name;
 //! 2. `NAME/rootfs/`, a plain root filesystem;
 //! 3. `NAME/` itself when it has a `bin/` directory, a plain root filesystem;
 //! 4. an OCI layout at the top of the directory, manifest by ref name `NAME:TAG` or `TAG`.
@@ -118,7 +119,16 @@ fn from_layout(
     };
     let desc = match manifests.iter().find(named) {
         Some(d) => d.clone(),
-        None if manifests.len() == 1 => manifests[0].clone(),
+        // An unnamed single manifest is the image whatever the tag (`skopeo copy` without
+        // a tag writes one); a named one must match.
+        None if manifests.len() == 1
+            && manifests[0]
+                .annotations()
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(REF_NAME)) =>
+        {
+            manifests[0].clone()
+        }
         None => {
             return Err(format!(
                 "image \"{image}\": no manifest named {refs:?} in {}",
@@ -303,6 +313,9 @@ mod tests {
         let mut b = tar::Builder::new(Vec::new());
         for (path, content) in entries {
             let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
             match content {
                 Some(c) => {
                     h.set_entry_type(tar::EntryType::Regular);
