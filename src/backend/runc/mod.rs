@@ -88,6 +88,9 @@ pub const EXEC_OUTPUT_LIMIT: usize = 16 << 20;
 /// Longer log lines are split, like the CRI's 16 KiB partial lines.
 const MAX_LOG_LINE: usize = 16 * 1024;
 
+/// After a process exits, how long its output may still take to reach EOF.
+const OUTPUT_DRAIN_GRACE: Duration = Duration::from_secs(1);
+
 /// How long removal waits for a killed container to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -687,9 +690,10 @@ impl Backend for RuncBackend {
         };
         if let Err(e) = created {
             self.delete_blocking(&id);
+            // containerd's wording, as the kubelet shows it in the `Failed` event.
             return Err(fail(format!(
-                "failed to create container \"{}\": {e}",
-                spec.name
+                "failed to create containerd task: failed to create shim task: OCI runtime \
+                 create failed: {e}: unknown"
             )));
         }
         let pid = std::fs::read_to_string(&pid_file)
@@ -893,8 +897,18 @@ impl Backend for RuncBackend {
             return Err(err("command timed out"));
         };
         let status = status.map_err(|e| err(format!("exec: waiting for runc: {e}")))?;
-        let stdout = out.await.unwrap_or_default();
-        let stderr = errs.await.unwrap_or_default();
+        // A background process the command left may hold the pipes: stop reading soon.
+        let drain = |mut h: tokio::task::JoinHandle<Vec<u8>>| async move {
+            match tokio::time::timeout(OUTPUT_DRAIN_GRACE, &mut h).await {
+                Ok(Ok(v)) => v,
+                _ => {
+                    h.abort();
+                    Vec::new()
+                }
+            }
+        };
+        let stdout = drain(out).await;
+        let stderr = drain(errs).await;
         let runc_failed = runc_error(&log, b"");
         cleanup(&pid_file, &log);
         if !runc_failed.is_empty() {
@@ -966,7 +980,7 @@ async fn reap(
     // Output of the last processes of the container: EOF comes when all of them are gone,
     // which the kernel ensures once the PID namespace's init is dead.
     for p in pumps.iter_mut() {
-        if tokio::time::timeout(Duration::from_secs(1), &mut *p)
+        if tokio::time::timeout(OUTPUT_DRAIN_GRACE, &mut *p)
             .await
             .is_err()
         {
