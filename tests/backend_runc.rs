@@ -658,6 +658,12 @@ fn pod_through_the_cli() {
     // The writer read the wasm hook's message through the pod's loopback, and its SIGTERM
     // handler ran.
     assert!(
+        has(&|r| r["kind"] == "Log"
+            && r["container"] == "writer"
+            && r["line"] == "written by wasm"),
+        "{stdout}"
+    );
+    assert!(
         has(&|r| r["kind"] == "Log" && r["container"] == "writer" && r["line"] == "bye"),
         "{stdout}"
     );
