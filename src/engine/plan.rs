@@ -251,6 +251,7 @@ impl ContainerPlan {
                 .host_mounts(sandbox)
                 .into_iter()
                 .map(|(host_path, m)| HookMount {
+                    volume: m.volume.clone(),
                     host_path,
                     guest_path: m.mount_path.clone(),
                     read_only: m.read_only,

@@ -58,7 +58,7 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
                 host: m.host_path.clone(),
                 guest: m.guest_path.clone(),
                 read_only: m.read_only,
-                volume: None,
+                volume: Some(m.volume.clone()),
             })
             .collect(),
         limits: Limits {
@@ -101,4 +101,64 @@ fn failure_message(argv: &[String], ctx: &HookContext, err: &str, output: &[u8])
         ctx.target.pod,
         go_quote(output)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::PodRef;
+    use crate::handlers::{HookKind, HookMount, HookSettings, HookTarget};
+    use crate::wasm::{Allocator, RuntimeConfig};
+
+    #[test]
+    fn an_invocation_carries_the_container_view_and_the_hook_limits() {
+        let rt = HookRuntime::new(RuntimeConfig {
+            allocator: Allocator::OnDemand,
+            cache_dir: None,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let ctx = HookContext {
+            target: HookTarget {
+                pod: PodRef {
+                    name: "web".into(),
+                    namespace: "ns".into(),
+                    uid: "u".into(),
+                },
+                container: "app".into(),
+                kind: HookKind::PreStop,
+                pod_ip: [127, 0, 0, 1].into(),
+                ports: vec![],
+                env: vec![("A".into(), "1".into())],
+                mounts: vec![HookMount {
+                    volume: "data".into(),
+                    host_path: "/tmp/x".into(),
+                    guest_path: "/data".into(),
+                    read_only: true,
+                }],
+                netns: None,
+            },
+            settings: HookSettings {
+                fuel: Some(5),
+                max_memory: 1 << 20,
+                ..HookSettings::default()
+            },
+            cancel: Default::default(),
+        };
+        let argv = vec!["hook.wasm".to_string(), "x".to_string()];
+        let inv = invocation(&rt, &argv, &ctx);
+        assert_eq!(inv.args, argv);
+        assert_eq!(inv.env, [("A".to_string(), "1".to_string())]);
+        assert_eq!(
+            inv.preopens,
+            [Preopen {
+                host: "/tmp/x".into(),
+                guest: "/data".into(),
+                read_only: true,
+                volume: Some("data".into()),
+            }]
+        );
+        assert_eq!((inv.limits.fuel, inv.limits.max_memory), (Some(5), 1 << 20));
+        assert_eq!(inv.identity.unwrap().kind, HookKind::PreStop);
+    }
 }

@@ -54,6 +54,8 @@ impl fmt::Display for HookKind {
 /// A volume mount as a hook sees it: the host directory preopened at the container path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HookMount {
+    /// The volume's name in `spec.volumes`.
+    pub volume: String,
     pub host_path: PathBuf,
     pub guest_path: String,
     pub read_only: bool,
