@@ -17,6 +17,12 @@
 //! `/proc/self/clear_refs` (when the kernel allows it; otherwise it is the running peak).
 //!
 //! Run: `cargo bench --bench engine` (or `WASMHOOK_BENCH_CONTAINERS=1000 cargo bench --bench engine`).
+//! `WASMHOOK_BENCH_CALLS` caps the sequential-call rows (default 2N); with
+//! `WASMHOOK_BENCH_FORMAT=lines` the results are also printed as `VALUE|scale|...` lines for
+//! `scripts/bench.sh` (benches/common/mod.rs).
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -243,7 +249,7 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let n = env_usize("WASMHOOK_BENCH_CONTAINERS", 200).max(1);
     let rounds = env_usize("WASMHOOK_BENCH_ROUNDS", 3).max(1);
-    let calls = 2 * n;
+    let calls = env_usize("WASMHOOK_BENCH_CALLS", 2 * n).max(1);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -356,4 +362,39 @@ fn main() {
         ms(execs.start) / ms(wasm.start),
         ms(spawned.start) / ms(wasm.start)
     );
+    if common::lines_mode() {
+        let g = "scale";
+        let plain_name = format!("N={n:>4}, pod start, no hooks");
+        let note = format!("{:.0} µs per container", ms(plain.start) * 1e3 / n as f64);
+        common::emit_value(g, &plain_name, ms(plain.start), "ms", "", &note);
+        let note = format!(
+            "{:.0} µs per container; +{:.0} µs per container for 2 hooks",
+            ms(hooked.start) * 1e3 / n as f64,
+            (ms(hooked.start) - ms(plain.start)) * 1e3 / n as f64
+        );
+        let hooked_name = format!("N={n:>4}, pod start, wasm postStart + preStop");
+        common::emit_value(g, &hooked_name, ms(hooked.start), "ms", &plain_name, &note);
+        let stop_name = format!("N={n:>4}, pod stop, no hooks");
+        let note = format!("{:.0} µs per container", ms(plain.stop) * 1e3 / n as f64);
+        common::emit_value(g, &stop_name, ms(plain.stop), "ms", "", &note);
+        let note = format!("{:.0} µs per container", ms(hooked.stop) * 1e3 / n as f64);
+        let name = format!("N={n:>4}, pod stop, wasm postStart + preStop");
+        common::emit_value(g, &name, ms(hooked.stop), "ms", &stop_name, &note);
+        let peak_name = format!("N={n:>4}, peak RSS, no hooks");
+        common::emit_value(g, &peak_name, plain.peak_mib, "MiB", "", "");
+        let name = format!("N={n:>4}, peak RSS, wasm postStart + preStop");
+        let note = format!(
+            "pool of {pool}; {:+.1} KiB per container",
+            (hooked.peak_mib - plain.peak_mib) * 1024.0 / n as f64
+        );
+        common::emit_value(g, &name, hooked.peak_mib, "MiB", &peak_name, &note);
+        let per = |s: &Sample| ms(s.start) * 1e3 / calls as f64;
+        let wasm_name = format!("N={n:>4}, {calls} sequential HookRuntime::run noop");
+        common::emit_value(g, &wasm_name, per(&wasm), "µs/call", "", "");
+        let name = format!("N={n:>4}, {calls} sequential ProcessBackend::exec /bin/true");
+        common::emit_value(g, &name, per(&execs), "µs/call", &wasm_name, "");
+        let note = format!("{rounds} round(s), median");
+        let name = format!("N={n:>4}, {calls} sequential spawn /bin/true");
+        common::emit_value(g, &name, per(&spawned), "µs/call", &wasm_name, &note);
+    }
 }

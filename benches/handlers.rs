@@ -3,7 +3,8 @@
 //! handler vs a bare tokio connect. The server closes every connection after one response
 //! (no keep-alive), so both sides pay for a new connection each time.
 //!
-//! Run: `cargo bench --bench handlers`.
+//! Run: `cargo bench --bench handlers`. `WASMHOOK_BENCH_FORMAT=lines` prints median/p99
+//! lines for `scripts/bench.sh` instead (benches/common/mod.rs).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
@@ -22,8 +23,81 @@ use wasmhook::events::PodRef;
 use wasmhook::handlers::http::HttpClient;
 use wasmhook::handlers::{http, tcp, HookContext, HookKind, HookSettings, HookTarget};
 
+#[path = "common/mod.rs"]
+mod common;
+
 fn main() {
-    divan::main();
+    if common::lines_mode() {
+        lines();
+    } else {
+        divan::main();
+    }
+}
+
+/// The same four comparisons with our own sampling, for median and p99.
+fn lines() {
+    const G: &str = "handlers";
+    const HYPER: &str = "bare hyper GET (new connection)";
+    const TOKIO: &str = "bare tokio TcpStream::connect";
+    let n = common::samples(2000);
+    let addr = server();
+    let rt = runtime();
+    let client = HttpClient::new();
+    let ctx = ctx();
+    let host = addr.to_string();
+    let get = http_action(addr);
+    let tcp_action = tcp_action(addr);
+
+    let s = common::sample(n, 20, || rt.block_on(bare_hyper_get(addr, &host)));
+    common::emit(G, HYPER, s, "", "");
+    let s = common::sample(n, 20, || {
+        let o = rt.block_on(http::run(&client, &get, &ctx));
+        assert!(o.result.is_ok(), "{o:?}");
+    });
+    common::emit(G, "httpGet handler", s, HYPER, "hyper-util client");
+    let s = common::sample(n, 20, || rt.block_on(bare_connect(addr)));
+    common::emit(G, TOKIO, s, "", "connect + close");
+    let s = common::sample(n, 20, || {
+        let o = rt.block_on(tcp::run(&tcp_action, &ctx));
+        assert!(o.result.is_ok(), "{o:?}");
+    });
+    common::emit(G, "tcpSocket handler", s, TOKIO, "");
+}
+
+fn http_action(addr: SocketAddr) -> HTTPGetAction {
+    HTTPGetAction {
+        port: IntOrString::Int(i32::from(addr.port())),
+        path: Some("/ready".into()),
+        ..Default::default()
+    }
+}
+
+fn tcp_action(addr: SocketAddr) -> TCPSocketAction {
+    TCPSocketAction {
+        host: None,
+        port: IntOrString::Int(i32::from(addr.port())),
+    }
+}
+
+async fn bare_hyper_get(addr: SocketAddr, host: &str) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = ::http::Request::get("/ready")
+        .header("host", host)
+        .body(Empty::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert!(resp.status().is_success());
+    resp.into_body().collect().await.unwrap();
+    let _ = conn.await;
+}
+
+async fn bare_connect(addr: SocketAddr) {
+    drop(TcpStream::connect(addr).await.unwrap());
 }
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
@@ -98,11 +172,7 @@ fn http_get_handler(bencher: divan::Bencher) {
     let rt = runtime();
     let client = HttpClient::new();
     let ctx = ctx();
-    let action = HTTPGetAction {
-        port: IntOrString::Int(i32::from(addr.port())),
-        path: Some("/ready".into()),
-        ..Default::default()
-    };
+    let action = http_action(addr);
     bencher.bench_local(|| {
         let o = rt.block_on(http::run(&client, &action, &ctx));
         assert!(o.result.is_ok(), "{o:?}");
@@ -114,24 +184,7 @@ fn http_get_bare_hyper(bencher: divan::Bencher) {
     let addr = server();
     let rt = runtime();
     let host = addr.to_string();
-    bencher.bench_local(|| {
-        rt.block_on(async {
-            let stream = TcpStream::connect(addr).await.unwrap();
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            let conn = tokio::spawn(conn);
-            let req = ::http::Request::get("/ready")
-                .header("host", host.as_str())
-                .body(Empty::new())
-                .unwrap();
-            let resp = sender.send_request(req).await.unwrap();
-            assert!(resp.status().is_success());
-            resp.into_body().collect().await.unwrap();
-            let _ = conn.await;
-        })
-    });
+    bencher.bench_local(|| rt.block_on(bare_hyper_get(addr, &host)));
 }
 
 #[divan::bench(sample_count = 200, sample_size = 10)]
@@ -139,10 +192,7 @@ fn tcp_socket_handler(bencher: divan::Bencher) {
     let addr = server();
     let rt = runtime();
     let ctx = ctx();
-    let action = TCPSocketAction {
-        host: None,
-        port: IntOrString::Int(i32::from(addr.port())),
-    };
+    let action = tcp_action(addr);
     bencher.bench_local(|| {
         let o = rt.block_on(tcp::run(&action, &ctx));
         assert!(o.result.is_ok(), "{o:?}");
@@ -153,9 +203,5 @@ fn tcp_socket_handler(bencher: divan::Bencher) {
 fn tcp_socket_bare_tokio(bencher: divan::Bencher) {
     let addr = server();
     let rt = runtime();
-    bencher.bench_local(|| {
-        rt.block_on(async {
-            drop(TcpStream::connect(addr).await.unwrap());
-        })
-    });
+    bencher.bench_local(|| rt.block_on(bare_connect(addr)));
 }

@@ -15,7 +15,12 @@
 //! - `spawn_bin_true`, `spawn_sh_c_true`: what a native exec hook costs at the very least
 //!   (fork/exec + wait, without any container runtime in between).
 //!
+//! - `runc_exec_bin_true` (lines mode only, root + `runc` + `/bin/busybox`): `RuncBackend::exec`
+//!   of `/bin/true` into a running busybox container, the kubelet's exec-hook path.
+//!
 //! Run: `cargo bench --bench hooks`. Compare ratios within one run; see benches/README.md.
+//! `WASMHOOK_BENCH_FORMAT=lines` prints median/p99 lines for `scripts/bench.sh` instead
+//! (benches/common/mod.rs).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -34,8 +39,197 @@ use wasmtime_wasi::WasiCtxBuilder;
 /// Instances the pools hold; far more than one iteration needs.
 const MAX_INSTANCES: u32 = 16;
 
+#[path = "common/mod.rs"]
+mod common;
+
 fn main() {
-    divan::main();
+    if common::lines_mode() {
+        lines();
+    } else {
+        divan::main();
+    }
+}
+
+/// The same comparisons with our own sampling, for median and p99 (divan has no p99).
+fn lines() {
+    const G: &str = "latency";
+    const WASM: &str = "wasmhook HookRuntime::run noop";
+    const BARE: &str = "bare wasmtime, pooling + InstancePre, noop";
+    const BARE_HELLO: &str = "bare wasmtime, pooling + InstancePre, hello";
+    let n_wasm = common::samples(10_000);
+    let n_spawn = common::samples(500);
+
+    let bare = Bare::new("noop.wat");
+    let s = common::sample(n_wasm, 100, || bare.run());
+    common::emit(G, BARE, s, "", "floor: wasmtime 48 used directly");
+    let case = RuntimeCase::new("noop.wat", Limits::default());
+    let s = common::sample(n_wasm, 100, || case.run());
+    common::emit(G, WASM, s, BARE, "epoch deadline + 30 s timeout");
+    let fuel = RuntimeCase::new(
+        "noop.wat",
+        Limits {
+            fuel: Some(10_000_000),
+            ..Limits::default()
+        },
+    );
+    let s = common::sample(n_wasm, 100, || fuel.run());
+    common::emit(G, "wasmhook HookRuntime::run noop, fuel 10M", s, BARE, "");
+    let bare_hello = Bare::new("hello.wat");
+    let s = common::sample(n_wasm, 100, || bare_hello.run());
+    common::emit(G, BARE_HELLO, s, "", "3 fd_writes to memory pipes");
+    let hello = RuntimeCase::new("hello.wat", Limits::default());
+    let s = common::sample(n_wasm, 100, || hello.run());
+    common::emit(
+        G,
+        "wasmhook HookRuntime::run hello",
+        s,
+        BARE_HELLO,
+        "output captured",
+    );
+
+    let s = common::sample(n_spawn, 5, spawn_true);
+    common::emit(
+        G,
+        "spawn + wait /bin/true",
+        s,
+        WASM,
+        "std::process::Command",
+    );
+    let s = common::sample(n_spawn, 5, spawn_sh);
+    common::emit(
+        G,
+        "spawn + wait sh -c true",
+        s,
+        WASM,
+        "std::process::Command",
+    );
+    match runc::Exec::new() {
+        Ok(exec) => {
+            let s = common::sample(common::samples(150), 3, || exec.run());
+            common::emit(
+                G,
+                "runc exec /bin/true (running container)",
+                s,
+                WASM,
+                "RuncBackend::exec, busybox container",
+            );
+        }
+        Err(why) => common::emit_skip(
+            G,
+            "runc exec /bin/true (running container)",
+            &format!("not measured: runc not available ({why})"),
+        ),
+    }
+}
+
+/// `RuncBackend::exec` into one running busybox container.
+mod runc {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use tokio::runtime::Runtime;
+    use wasmhook::backend::runc::{RuncBackend, RuncBackendConfig};
+    use wasmhook::backend::{Backend, ContainerId, ContainerSpec, Sandbox, SandboxSpec};
+    use wasmhook::events::PodRef;
+
+    pub struct Exec {
+        tokio: Runtime,
+        backend: RuncBackend,
+        sandbox: Sandbox,
+        id: ContainerId,
+        argv: Vec<String>,
+        _dirs: (tempfile::TempDir, tempfile::TempDir),
+    }
+
+    impl Exec {
+        pub fn new() -> Result<Exec, String> {
+            wasmhook::backend::runc::available(None)?;
+            if !Path::new("/bin/busybox").exists() {
+                return Err("/bin/busybox missing (apt-get install busybox-static)".into());
+            }
+            let images = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let out = std::process::Command::new("bash")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/scripts/make-test-image.sh"
+                ))
+                .arg(images.path())
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!(
+                    "make-test-image.sh: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            let backend = RuncBackend::new(RuncBackendConfig {
+                images_dir: Some(images.path().to_path_buf()),
+                state_dir: Some(state.path().to_path_buf()),
+                runc: None,
+                logs: None,
+            });
+            let tokio = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let (sandbox, id) = tokio.block_on(async {
+                let sandbox = backend
+                    .create_sandbox(&SandboxSpec {
+                        pod: PodRef {
+                            name: "bench-runc".into(),
+                            namespace: "default".into(),
+                            uid: String::new(),
+                        },
+                        volumes: Vec::new(),
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let spec = ContainerSpec {
+                    name: "app".into(),
+                    image: Some("busybox".into()),
+                    argv: vec!["sleep".into(), "1000".into()],
+                    ..Default::default()
+                };
+                let id = backend
+                    .create_container(&sandbox, &spec)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                backend
+                    .start_container(&id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((sandbox, id))
+            })?;
+            Ok(Exec {
+                tokio,
+                backend,
+                sandbox,
+                id,
+                argv: vec!["/bin/true".into()],
+                _dirs: (images, state),
+            })
+        }
+
+        pub fn run(&self) {
+            let out = self
+                .tokio
+                .block_on(
+                    self.backend
+                        .exec(&self.id, &self.argv, Duration::from_secs(10)),
+                )
+                .expect("runc exec");
+            assert_eq!(out.exit_code, 0);
+        }
+    }
+
+    impl Drop for Exec {
+        fn drop(&mut self) {
+            let _ = self
+                .tokio
+                .block_on(self.backend.remove_sandbox(&self.sandbox));
+        }
+    }
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -71,18 +265,46 @@ fn invocation(argv0: &str, limits: Limits) -> Invocation {
     }
 }
 
-/// Time `rt.run(module, inv)` after one checked warm-up call (which also builds the fuel
-/// engine's `InstancePre` when `limits` asks for fuel).
+/// A `HookRuntime` with one module loaded, after one checked warm-up call (which also builds
+/// the fuel engine's `InstancePre` when `limits` asks for fuel).
+struct RuntimeCase {
+    tokio: Runtime,
+    rt: HookRuntime,
+    module: HookModule,
+    inv: Invocation,
+}
+
+impl RuntimeCase {
+    fn new(wat: &str, limits: Limits) -> Self {
+        let tokio = tokio_rt();
+        let rt = hook_runtime();
+        let module: HookModule = rt.load_file(&fixture(wat)).expect("load fixture");
+        let inv = invocation(wat, limits);
+        let first = tokio.block_on(rt.run(&module, inv.clone()));
+        assert!(first.is_success(), "{wat}: {:?}", first.status);
+        RuntimeCase {
+            tokio,
+            rt,
+            module,
+            inv,
+        }
+    }
+
+    /// One call, the `Invocation` clone included (lines mode).
+    fn run(&self) {
+        let o = self
+            .tokio
+            .block_on(self.rt.run(&self.module, self.inv.clone()));
+        debug_assert!(o.is_success());
+    }
+}
+
+/// Time `rt.run(module, inv)`.
 fn bench_runtime(bencher: Bencher, wat: &str, limits: Limits) {
-    let tokio = tokio_rt();
-    let rt = hook_runtime();
-    let module: HookModule = rt.load_file(&fixture(wat)).expect("load fixture");
-    let inv = invocation(wat, limits);
-    let first = tokio.block_on(rt.run(&module, inv.clone()));
-    assert!(first.is_success(), "{wat}: {:?}", first.status);
+    let c = RuntimeCase::new(wat, limits);
     bencher
-        .with_inputs(|| inv.clone())
-        .bench_local_values(|inv| tokio.block_on(rt.run(&module, inv)));
+        .with_inputs(|| c.inv.clone())
+        .bench_local_values(|inv| c.tokio.block_on(c.rt.run(&c.module, inv)));
 }
 
 #[divan::bench(sample_count = 2000)]
@@ -123,27 +345,53 @@ fn bare_engine() -> Engine {
 
 /// Bare wasmtime: everything built once, per call a fresh `Store` + `WasiP1Ctx` (stdout and
 /// stderr to in-memory pipes, like our output capture), `instantiate_async`, `_start`.
-fn bench_bare(bencher: Bencher, wat: &str) {
-    let tokio = tokio_rt();
-    let engine = bare_engine();
-    let wat_text = std::fs::read(fixture(wat)).unwrap();
-    let module = Module::new(&engine, &wat_text).expect("compile");
-    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s).unwrap();
-    let pre: InstancePre<WasiP1Ctx> = linker.instantiate_pre(&module).unwrap();
-    let call = || async {
+struct Bare {
+    tokio: Runtime,
+    engine: Engine,
+    pre: InstancePre<WasiP1Ctx>,
+    argv0: String,
+}
+
+impl Bare {
+    fn new(wat: &str) -> Self {
+        let tokio = tokio_rt();
+        let engine = bare_engine();
+        let wat_text = std::fs::read(fixture(wat)).unwrap();
+        let module = Module::new(&engine, &wat_text).expect("compile");
+        let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s).unwrap();
+        let pre: InstancePre<WasiP1Ctx> = linker.instantiate_pre(&module).unwrap();
+        let bare = Bare {
+            tokio,
+            engine,
+            pre,
+            argv0: wat.to_string(),
+        };
+        bare.tokio.block_on(bare.call()).expect("hook runs");
+        bare
+    }
+
+    async fn call(&self) -> wasmtime::Result<()> {
         let wasi = WasiCtxBuilder::new()
-            .args(&[wat])
+            .args(&[&self.argv0])
             .stdout(MemoryOutputPipe::new(1 << 20))
             .stderr(MemoryOutputPipe::new(1 << 20))
             .build_p1();
-        let mut store = Store::new(&engine, wasi);
-        let instance = pre.instantiate_async(&mut store).await?;
+        let mut store = Store::new(&self.engine, wasi);
+        let instance = self.pre.instantiate_async(&mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call_async(&mut store, ()).await
-    };
-    tokio.block_on(call()).expect("hook runs");
-    bencher.bench_local(|| tokio.block_on(call()));
+    }
+
+    fn run(&self) {
+        let r = self.tokio.block_on(self.call());
+        debug_assert!(r.is_ok());
+    }
+}
+
+fn bench_bare(bencher: Bencher, wat: &str) {
+    let b = Bare::new(wat);
+    bencher.bench_local(|| b.tokio.block_on(b.call()));
 }
 
 #[divan::bench(sample_count = 2000)]
@@ -156,21 +404,25 @@ fn bare_wasmtime_pooled_instance_pre_hello(bencher: Bencher) {
     bench_bare(bencher, "hello.wat");
 }
 
+fn spawn_true() {
+    let status = Command::new("/bin/true").status().unwrap();
+    assert!(status.success());
+}
+
+fn spawn_sh() {
+    let status = Command::new("/bin/sh")
+        .args(["-c", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[divan::bench(sample_count = 300)]
 fn spawn_bin_true(bencher: Bencher) {
-    bencher.bench_local(|| {
-        let status = Command::new("/bin/true").status().unwrap();
-        assert!(status.success());
-    });
+    bencher.bench_local(spawn_true);
 }
 
 #[divan::bench(sample_count = 300)]
 fn spawn_sh_c_true(bencher: Bencher) {
-    bencher.bench_local(|| {
-        let status = Command::new("/bin/sh")
-            .args(["-c", "true"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    });
+    bencher.bench_local(spawn_sh);
 }
