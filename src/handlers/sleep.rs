@@ -37,5 +37,18 @@ pub async fn run(action: &SleepAction, ctx: &HookContext) -> HookOutcome {
             ),
         ),
         _ = tokio::time::sleep(Duration::from_secs(seconds)) => HookOutcome::ok(started),
+        // The handlers' invariant: no hook outlives its timeout (for preStop the engine has
+        // already lowered it to the remaining grace).
+        _ = tokio::time::sleep(ctx.settings.timeout) => HookOutcome::failed(
+            started,
+            format!(
+                "Sleep lifecycle hook ({}) for Container {} in Pod {} failed - error: \
+                 timed out after {}",
+                action.seconds,
+                go_quote(ctx.target.container.as_bytes()),
+                go_quote(ctx.target.pod.to_string().as_bytes()),
+                humantime::format_duration(ctx.settings.timeout),
+            ),
+        ),
     }
 }
