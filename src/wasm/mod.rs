@@ -129,6 +129,17 @@ impl EngineSet {
         let engine = Engine::new(&c)?;
         let mut p1 = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)?;
+        // wasmtime-wasi turns `proc_exit(n)` with n outside [0, 126) into an untyped error
+        // that loses `n`, so `exit(255)` would be reported as a trap: keep every code.
+        p1.allow_shadowing(true);
+        p1.func_wrap(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            |_: wasmtime::Caller<'_, P1State>, code: i32| -> wasmtime::Result<()> {
+                Err(wasmtime_wasi::I32Exit(code).into())
+            },
+        )?;
+        p1.allow_shadowing(false);
         let mut p2 = component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2)?;
         // The typed hook world's `types` interface has only types: an empty instance.
