@@ -312,7 +312,9 @@ fn prepare(
     } else {
         Module::new(&set.engine, binary).map(Compiled::Module)
     }
-    .map_err(|e| format!("{e:?}"))?;
+    // `{e:#}`: the cause chain on one line, without the Rust backtrace `{e:?}` appends when
+    // RUST_BACKTRACE is set.
+    .map_err(|e| format!("{e:#}"))?;
     stats.compiled.fetch_add(1, Ordering::Relaxed);
     if let Some(file) = &cache_file {
         let artifact = match &compiled {
