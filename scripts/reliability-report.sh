@@ -29,7 +29,7 @@ fi
 summary=$(grep -E '^test result:' "$log" | tr '\n' ' ')
 
 # Markdown cell: escape pipes (already replaced by the tests) and shorten long paths.
-cell() { sed -e "s#$(pwd)/##g" -e 's#/tmp/wasmhook-rel-[^/ ]*/##g'; }
+cell() { sed -e "s#$(pwd)/##g" -e 's#/tmp/wasmhook-rel-[^/ ]*/##g' -e 's/\x1b\[[0-9;]*m//g'; }
 
 {
     echo "# Reliability and security report"
@@ -73,11 +73,40 @@ cell() { sed -e "s#$(pwd)/##g" -e 's#/tmp/wasmhook-rel-[^/ ]*/##g'; }
     echo
     echo "One engine, batches of $SOAK_CONCURRENCY pods started together (one with a postStart that hits"
     echo "a 200 ms timeout, the others with wasm postStart + preStop), stopped, repeated for"
-    echo "${REPORT_SOAK_SECONDS} s. Figures of the test process before (after a warm-up batch) and 2 s after."
+    echo "${REPORT_SOAK_SECONDS} s."
     echo
-    echo "| metric | before | after | peak |"
+    grep -E '^SOAK-COUNT\|' "$log" | awk -F'|' '{ printf "- %s: %s\n", $2, $3 }'
+    echo
+    echo "Resources of the test process before (after a warm-up batch), 2 s after the last batch,"
+    echo "and the highest value seen between batches:"
+    echo
+    echo "| metric | before | after | peak (between batches) |"
     echo "|---|---:|---:|---:|"
     grep -E '^SOAK\|' "$log" | awk -F'|' '{ printf "| %s | %s | %s | %s |\n", $2, $3, $4, ($5 == "" ? "" : substr($5, 6)) }'
+    echo
+    echo "## Findings"
+    echo
+    cat <<'FINDINGS'
+- **Hard links planted in a volume leak write access.** A hook writing `hardlink` in a
+  read-write volume overwrote the file outside the volume it is linked to (case *write
+  through planted HARD link*). A hard link is another name of the same inode: no path-based
+  sandbox (cap-std, WASI preopens) can tell. The hook cannot create such a link itself (links
+  to paths outside the preopen are refused like every other escape); it needs the host, or a
+  container sharing the volume and the filesystem, to plant it. This is the same exposure a
+  container with that volume has. Mitigations: `readOnly: true` mounts (refused, see the
+  table), emptyDir volumes (fresh directories), hostPath volumes on their own filesystem.
+  Symlinks (absolute, relative, to directories and files), `..` and absolute paths are refused.
+- Fixed: `proc_exit(n)` with n outside [0, 126) was reported as
+  `trapped: exit with invalid exit status outside of [0..126)` (wasmtime-wasi drops the
+  code); it is now `exited with n`.
+- Fixed: `sleep` hooks ignored `wasmhook.dev/hook-timeout` (and the preStop bound
+  `min(grace, timeout)`); they now fail with `timed out after …` at the deadline.
+- Fixed: compile errors carried wasmtime's Rust backtrace when `RUST_BACKTRACE` was set.
+- Fixed: log lines on stderr had terminal colour codes even when stderr is not a terminal.
+- Not fixed (message only): a directory, a FIFO or a dangling symlink given as a module is
+  reported as `Not found: ... module not found`, though the path exists; still exit 2 and
+  naming the file.
+FINDINGS
     echo
     echo "## Failures in this run"
     echo

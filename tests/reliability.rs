@@ -1404,6 +1404,10 @@ fn fault_unusable_or_corrupt_cache_dir() {
             "{name}: hook did not succeed\n{out}\n{err}"
         );
         assert_eq!(code, Some(0), "{name}\n{err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "{name}: terminal escape codes in a captured stderr:\n{err}"
+        );
         let warning = err
             .lines()
             .find(|l| l.contains("warning") || l.contains("cache"));
@@ -1868,11 +1872,12 @@ fn soak() {
     let elapsed = started.elapsed();
     std::thread::sleep(Duration::from_secs(2));
     let after = usage(&private_tmp);
-    println!("SOAK|duration_s|{}|{}", seconds, elapsed.as_secs());
-    println!("SOAK|concurrency|{concurrency}|{concurrency}");
-    println!("SOAK|pods|{pods_run}|{pods_run}");
-    println!("SOAK|hooks ok / failed (expected: hostile)|{hooks_ok}|{hooks_failed}");
-    println!("SOAK|unexpected|0|{unexpected}");
+    println!("SOAK-COUNT|seconds|{}", elapsed.as_secs());
+    println!("SOAK-COUNT|pods per batch|{concurrency}");
+    println!("SOAK-COUNT|pods run|{pods_run}");
+    println!("SOAK-COUNT|hooks succeeded|{hooks_ok}");
+    println!("SOAK-COUNT|hooks failed (all by the hostile pod's timeout)|{hooks_failed}");
+    println!("SOAK-COUNT|unexpected (failed good hooks, missing results)|{unexpected}");
     for (name, b, a, pk) in [
         ("open fds", before.fds, after.fds, peak.fds),
         ("threads", before.threads, after.threads, peak.threads),
