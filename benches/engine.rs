@@ -396,5 +396,8 @@ fn main() {
         let note = format!("{rounds} round(s), median");
         let name = format!("N={n:>4}, {calls} sequential spawn /bin/true");
         common::emit_value(g, &name, per(&spawned), "µs/call", &wasm_name, &note);
+        let name = format!("N={n:>4}, mappings in /proc/self/maps at the end");
+        let note = format!("{maps_before} before the wasm runtime (fork() copies every one)");
+        common::emit_value(g, &name, mappings() as f64, "mappings", "", &note);
     }
 }
