@@ -557,3 +557,38 @@ async fn example_hooks_run_as_p1_modules_p2_commands_and_typed_components() {
         other => panic!("expected the typed hook's err, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
+    let rt = HookRuntime::new(RuntimeConfig {
+        allocator: Allocator::Pooling { max_instances: 2 },
+        cache_dir: None,
+        allow_precompiled: false,
+        default_limits: Limits::default(),
+    })
+    .unwrap();
+    let hello = load(&rt, "hello.wat");
+    let blocking = load(&rt, "block.wat");
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (rt, hello, blocking) = (rt.clone(), hello.clone(), blocking.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 6 == 0 {
+                // Holds a slot until its timeout.
+                let mut call = inv(&["block.wasm"]);
+                call.limits.timeout = Duration::from_millis(300);
+                rt.run(&blocking, call).await.status
+            } else {
+                rt.run(&hello, inv(&["hello.wasm"])).await.status
+            }
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let status = t.await.unwrap();
+        if i % 6 == 0 {
+            assert!(matches!(status, ExecStatus::TimedOut(_)), "{i}: {status:?}");
+        } else {
+            assert_eq!(status, ExecStatus::Success, "{i}");
+        }
+    }
+}

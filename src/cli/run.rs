@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Multiply the crash-loop back-off (kubelet: 10 s doubling to 300 s) by this factor.
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
     pub backoff_scale: f64,
+    /// Wasm hooks that run at once (the instance pool's size); more wait for a slot.
+    #[arg(long, value_name = "N", default_value_t = crate::wasm::DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_hooks: u32,
     #[command(flatten)]
     pub manifest: ManifestArgs,
     #[command(flatten)]
@@ -77,7 +81,7 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
     let limits = args.limits.limits();
     let rt = match HookRuntime::new(cache.runtime_config(
         Allocator::Pooling {
-            max_instances: 1000,
+            max_instances: args.max_concurrent_hooks,
         },
         limits.clone(),
     )) {

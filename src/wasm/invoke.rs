@@ -232,6 +232,17 @@ impl HookRuntime {
             Err(e) => return ExecStatus::Error(e),
         };
         let deadline = started + limits.timeout;
+        // Hold a pool slot for the whole call (declared before the store: dropped after it).
+        let _slot = match self.inner.engines(limits.fuel.is_some()) {
+            Ok(set) => match &set.slots {
+                Some(slots) => match slots.clone().acquire_owned().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return ExecStatus::Error("the runtime is shutting down".into()),
+                },
+                None => None,
+            },
+            Err(e) => return ExecStatus::Error(e.to_string()),
+        };
         match &*prepared {
             Prepared::P1(pre) => {
                 let mut wasi = wasi;

@@ -45,13 +45,19 @@ use invoke::{P1State, P2State};
 /// longest a running hook goes without yielding to the async executor.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Default [`Allocator::Pooling::max_instances`]: concurrent hook calls, not hooks in total.
+pub const DEFAULT_POOL_SIZE: u32 = 256;
+
 /// How instances get their memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Allocator {
     /// Pre-reserved slots: microseconds per instance, a few ms of set-up. For long-running
     /// engines (`wasmhook run`, embedders).
     Pooling {
-        /// Instances (and memories, tables, fiber stacks) that can be live at once.
+        /// Hook calls (instances, with their memories, tables and fiber stacks) that can run at
+        /// once; further calls queue for a slot within their timeout. Every slot costs address
+        /// space and memory mappings (which makes `fork` of container processes slower), so
+        /// size it to the concurrency you need, not to the number of hooks.
         max_instances: u32,
     },
     /// mmap per instance: no set-up cost. For one-shot processes (`wasmhook hook run`).
@@ -75,7 +81,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             allocator: Allocator::Pooling {
-                max_instances: 1000,
+                max_instances: DEFAULT_POOL_SIZE,
             },
             cache_dir: default_cache_dir(),
             allow_precompiled: false,
@@ -98,6 +104,9 @@ pub(crate) struct EngineSet {
     pub(crate) engine: Engine,
     pub(crate) p1: Linker<P1State>,
     pub(crate) p2: component::Linker<P2State>,
+    /// One permit per pooled instance slot: calls beyond the pool's capacity wait for a slot
+    /// (within their own timeout) instead of failing to instantiate. `None` on demand.
+    pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
     /// Directory of this engine's compiled artifacts (the engine's compatibility hash is part
     /// of the path, so artifacts of other wasmtime versions or settings are never looked at).
     pub(crate) cache_dir: Option<PathBuf>,
@@ -150,10 +159,17 @@ impl EngineSet {
             engine.precompile_compatibility_hash().hash(&mut h);
             d.join(format!("{:016x}", h.finish()))
         });
+        let slots = match config.allocator {
+            Allocator::Pooling { max_instances } => Some(Arc::new(tokio::sync::Semaphore::new(
+                max_instances as usize,
+            ))),
+            Allocator::OnDemand => None,
+        };
         Ok(EngineSet {
             engine,
             p1,
             p2,
+            slots,
             cache_dir,
         })
     }
