@@ -810,3 +810,52 @@ fn containers_die_with_wasmhook() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// A SIGKILLed wasmhook leaves its sandbox directory; the next backend on the same state dir
+// sweeps it on its first `create_sandbox`, but keeps directories whose owner still lives and
+// directories without an owner file.
+#[tokio::test]
+async fn first_create_sandbox_sweeps_sandboxes_of_dead_owners() {
+    let f = fixture();
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let dead = c.id();
+    c.wait().unwrap();
+    let stale = f.state.path().join("wasmhook-old-AAAAAA");
+    std::fs::create_dir_all(stale.join("volumes/data")).unwrap();
+    std::fs::write(stale.join("volumes/data/f"), "x").unwrap();
+    std::fs::write(stale.join("owner"), format!("{dead} 12345\n")).unwrap();
+    // Our own pid with another start time: a recycled pid, so stale too.
+    let recycled = f.state.path().join("wasmhook-recycled-BBBBBB");
+    std::fs::create_dir_all(&recycled).unwrap();
+    let me = std::process::id();
+    std::fs::write(recycled.join("owner"), format!("{me} 1\n")).unwrap();
+    // Owned by this (live) process, with its real start time.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let live = f.state.path().join("wasmhook-live-CCCCCC");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("owner"), format!("{me} {start}\n")).unwrap();
+    let unowned = f.state.path().join("wasmhook-unowned-DDDDDD");
+    std::fs::create_dir_all(&unowned).unwrap();
+
+    let sb = f
+        .backend
+        .create_sandbox(&sandbox_spec(vec![]))
+        .await
+        .unwrap();
+    assert!(!stale.exists(), "the dead owner's sandbox was not swept");
+    assert!(
+        !recycled.exists(),
+        "the recycled pid's sandbox was not swept"
+    );
+    assert!(live.exists(), "a live owner's sandbox was swept");
+    assert!(unowned.exists(), "a sandbox without owner file was swept");
+    let own =
+        std::fs::read_to_string(Path::new(&f.state.path().join(&sb.id)).join("owner")).unwrap();
+    assert_eq!(own, format!("{me} {start}\n"));
+    f.backend.remove_sandbox(&sb).await.unwrap();
+}

@@ -781,10 +781,21 @@ fn sigkill_of_wasmhook_takes_the_container_down() {
         poll(Duration::from_secs(10), || process_gone(pid)),
         "container process {pid} outlived a SIGKILLed wasmhook"
     );
-    // Expected: a SIGKILLed wasmhook cannot remove its sandbox directory.
-    eprintln!(
-        "sandbox dirs left by the SIGKILLed run: {:?}",
-        sandboxes(&sandbox_tmp)
+    // A SIGKILLed wasmhook cannot remove its sandbox directory...
+    let left = sandboxes(&sandbox_tmp);
+    assert_eq!(
+        left.len(),
+        1,
+        "sandbox dirs left by the SIGKILLed run: {left:?}"
+    );
+    // ...so the next run on the same TMPDIR sweeps it (its owner is gone).
+    let r = run(&sandbox_tmp, &[path_str(&file), "--stop-after", "1s"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert_eq!(
+        sandboxes(&sandbox_tmp),
+        Vec::<String>::new(),
+        "the next run did not sweep the SIGKILLed run's sandbox\n{}",
+        r.dump()
     );
 }
 

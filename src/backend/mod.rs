@@ -14,6 +14,7 @@
 //! - After `remove_sandbox`, nothing the backend created for the pod is left: processes,
 //!   directories, mounts.
 
+mod owner;
 pub mod process;
 pub mod runc;
 

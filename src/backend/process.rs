@@ -8,6 +8,11 @@
 //!   `state_dir`, a fresh directory of that name under `$TMPDIR`. `remove_sandbox` kills
 //!   what still runs in the pod and deletes the directory. Dropping the backend does the
 //!   same, best effort.
+//! - The sandbox directory holds an `owner` file: wasmhook's pid and its start time (field 22
+//!   of `/proc/<pid>/stat`). A SIGKILLed wasmhook cannot delete its directories, so the
+//!   first `create_sandbox` of a backend sweeps them: every `wasmhook-*` directory in the
+//!   same parent whose owner process is gone (or whose pid now has another start time) is
+//!   deleted, and logged. Directories without an owner file are never touched.
 //! - `emptyDir` volume `<name>` is the directory `<sandbox dir>/volumes/<name>`, created
 //!   with the sandbox and deleted with it.
 //! - `hostPath` volumes are the host path as is (made absolute). It must exist (an error
@@ -80,7 +85,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -126,6 +131,8 @@ pub struct ProcessBackend {
     spawner: OnceLock<Result<Spawner, String>>,
     state: Mutex<State>,
     seq: AtomicU64,
+    /// Whether stale sandboxes have been swept (on the first `create_sandbox`).
+    swept: AtomicBool,
 }
 
 #[derive(Default)]
@@ -212,6 +219,18 @@ impl ProcessBackend {
             spawner: OnceLock::new(),
             state: Mutex::new(State::default()),
             seq: AtomicU64::new(0),
+            swept: AtomicBool::new(false),
+        }
+    }
+
+    /// Delete the `wasmhook-*` sandbox directories in `parent` whose owner process is gone
+    /// (left by a SIGKILLed wasmhook; see the module docs).
+    fn sweep(parent: &Path) {
+        for (dir, why) in super::owner::stale_dirs(parent, "wasmhook-") {
+            match force_remove_dir_all(&dir) {
+                Ok(()) => tracing::info!("swept stale sandbox {} ({why})", dir.display()),
+                Err(e) => tracing::warn!("sweeping stale sandbox {}: {e}", dir.display()),
+            }
         }
     }
 
@@ -313,6 +332,9 @@ impl Backend for ProcessBackend {
                 parent.display()
             ))
         })?;
+        if !self.swept.swap(true, Ordering::Relaxed) {
+            Self::sweep(&parent);
+        }
         // A `TempDir` until the end, so every error path below deletes it.
         let dir = tempfile::Builder::new()
             .prefix(&prefix)
@@ -323,6 +345,12 @@ impl Backend for ProcessBackend {
                     parent.display()
                 ))
             })?;
+        super::owner::write(dir.path()).map_err(|e| {
+            err(format!(
+                "writing the owner file in {}: {e}",
+                dir.path().display()
+            ))
+        })?;
         let mut volumes = BTreeMap::new();
         for v in &spec.volumes {
             check_name("volume", &v.name)?;

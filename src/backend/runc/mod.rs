@@ -54,6 +54,12 @@
 //! the bundle; `remove_sandbox` and `Drop` also delete the network namespace and the
 //! sandbox directory. If wasmhook itself is SIGKILLed, containers survive (the init's
 //! parent-death signal is runc's to reset); `runc --root <state_dir>/runc list` shows them.
+//! So each sandbox directory holds an `owner` file (wasmhook's pid and its start time,
+//! field 22 of `/proc/<pid>/stat`), and the first `create_sandbox` of a backend sweeps the
+//! sandboxes under `<state_dir>/sandboxes` whose owner is gone (or whose pid now has another
+//! start time), as containerd does after a crash: `runc delete --force` for each container
+//! in `<sandbox dir>/containers`, unmount its rootfs, delete the `wasmhook-<sandbox id>`
+//! netns and the directory, and log it. Directories without an owner file are left alone.
 //!
 //! # Native exec
 //! `runc exec --pid-file ... <id> argv...`: the container's env and cwd, stdout and stderr
@@ -70,7 +76,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -120,6 +126,8 @@ pub struct RuncBackend {
     subreaper: std::result::Result<(), String>,
     state: Mutex<State>,
     seq: AtomicU64,
+    /// Whether stale sandboxes have been swept (on the first `create_sandbox`).
+    swept: AtomicBool,
 }
 
 #[derive(Default)]
@@ -197,6 +205,54 @@ impl RuncBackend {
             subreaper,
             state: Mutex::new(State::default()),
             seq: AtomicU64::new(0),
+            swept: AtomicBool::new(false),
+        }
+    }
+
+    /// Tear down the sandboxes under `<state_dir>/sandboxes` whose owner process is gone
+    /// (left by a SIGKILLed wasmhook; see the module docs): `runc delete --force` each of
+    /// their containers, unmount the rootfs, delete the netns and the directory.
+    async fn sweep(&self) {
+        let parent = self.state_dir.join("sandboxes");
+        for (dir, why) in super::owner::stale_dirs(&parent, "") {
+            let id = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bundles: Vec<PathBuf> = std::fs::read_dir(dir.join("containers"))
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            for bundle in bundles {
+                let Some(cid) = bundle.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                    continue;
+                };
+                match self
+                    .runc_cmd()
+                    .args(["delete", "--force", &cid])
+                    .output()
+                    .await
+                {
+                    Ok(o) if !o.status.success() && !not_found(&o.stderr) => tracing::warn!(
+                        "sweep: runc delete {cid}: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ),
+                    Err(e) => tracing::warn!("sweep: runc delete {cid}: {e}"),
+                    _ => {}
+                }
+                // Not mounted (a copied rootfs, or already gone) is fine.
+                let _ = rustix::mount::unmount(
+                    bundle.join("rootfs"),
+                    rustix::mount::UnmountFlags::DETACH,
+                );
+            }
+            let netns = format!("wasmhook-{id}");
+            if netns_path(&netns).exists() {
+                let _ = run_ip(&["netns", "delete", &netns]).await;
+            }
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::info!("swept stale sandbox {} ({why})", dir.display()),
+                Err(e) => tracing::warn!("sweeping stale sandbox {}: {e}", dir.display()),
+            }
         }
     }
 
@@ -471,6 +527,9 @@ impl Backend for RuncBackend {
     }
 
     async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox> {
+        if !self.swept.swap(true, Ordering::Relaxed) {
+            self.sweep().await;
+        }
         let parent = self.state_dir.join("sandboxes");
         std::fs::create_dir_all(&parent)
             .map_err(|e| err(format!("creating {}: {e}", parent.display())))?;
@@ -478,6 +537,12 @@ impl Backend for RuncBackend {
             .prefix(&format!("{}-", sanitize(&spec.pod.name)))
             .tempdir_in(&parent)
             .map_err(|e| err(format!("creating a sandbox in {}: {e}", parent.display())))?;
+        super::owner::write(dir.path()).map_err(|e| {
+            err(format!(
+                "writing the owner file in {}: {e}",
+                dir.path().display()
+            ))
+        })?;
         let id = dir
             .path()
             .file_name()
