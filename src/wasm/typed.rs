@@ -6,7 +6,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use wasmhook::hook::types::{Context, HookKind as WitHookKind, Volume};
+pub(crate) use self::wasmhook::hook::types::{Context, HookKind as WitHookKind, Volume};
 
 /// The name typed hook components import the world's type definitions under.
 pub(crate) const TYPES_INTERFACE: &str = "wasmhook:hook/types@0.1.0";
