@@ -168,7 +168,9 @@ pub trait Backend: Send + Sync + 'static {
 
     async fn start_container(&self, id: &ContainerId) -> Result<()>;
 
-    /// Deliver `signal` (a raw signal number) to every process of the container.
+    /// Deliver `signal` (a raw signal number) to the container: the process backend signals
+    /// its whole process group; OCI backends signal the init, as CRI does (when it exits, the
+    /// kernel ends the rest of its PID namespace).
     async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()>;
 
     /// Wait for the container's main process to exit.
