@@ -261,8 +261,12 @@ fn main() {
     let execs_pre = tokio.block_on(backend_execs(calls));
     let spawned_pre = spawns(calls);
 
-    // All preStop hooks run at once: the pool must hold N live instances.
-    let pool = env_usize("WASMHOOK_BENCH_POOL", n.max(1000)) as u32;
+    // All preStop hooks start at once; calls beyond the pool queue for a slot, so the pool is
+    // sized as `wasmhook run` sizes it (for concurrency, not for N).
+    let pool = env_usize(
+        "WASMHOOK_BENCH_POOL",
+        wasmhook::wasm::DEFAULT_POOL_SIZE as usize,
+    ) as u32;
     let rt = HookRuntime::new(RuntimeConfig {
         allocator: Allocator::Pooling {
             max_instances: pool,
