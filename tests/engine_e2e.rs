@@ -6,22 +6,21 @@
 //! process backend's sandbox directories land in a per-test directory) and a bounded wait.
 //! Timing assertions are generous: this runs on a shared, loaded machine.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use common::{repo, TempDir};
+
 const BIN: &str = env!("CARGO_BIN_EXE_wasmhook");
 /// No run may take longer than this; the child is killed past it.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn example(name: &str) -> PathBuf {
     repo().join("examples/pods").join(name)
@@ -29,40 +28,6 @@ fn example(name: &str) -> PathBuf {
 
 fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures/pods").join(name)
-}
-
-/// A per-test scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "wasmhook-e2e-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A subdirectory, created.
-    fn sub(&self, name: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::create_dir_all(&p).expect("create subdir");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The output of one run.

@@ -10,11 +10,12 @@
 //! `RELIABILITY|case|expected|observed|ms`; fuzz tests print `FUZZ|name|inputs|outcomes`;
 //! the soak prints `SOAK|metric|before|after`. `scripts/reliability-report.sh` collects them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,11 +29,9 @@ use wasmhook::handlers::Handlers;
 use wasmhook::manifest::{check_files, LoadOptions, ManifestPod};
 use wasmhook::wasm::{Allocator, HookRuntime, Invocation, Limits, RuntimeConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wasmhook");
+use common::{repo, TempDir};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+const BIN: &str = env!("CARGO_BIN_EXE_wasmhook");
 
 fn hostile(name: &str) -> PathBuf {
     repo().join("tests/fixtures/hostile").join(name)
@@ -65,39 +64,6 @@ fn emit(case: &str, expected: &str, observed: &str, ms: u128) {
         clean(expected),
         obs
     );
-}
-
-/// A per-test scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "wasmhook-rel-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn sub(&self, name: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::create_dir_all(&p).expect("create subdir");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
