@@ -21,6 +21,13 @@ pub mod handlers;
 pub mod manifest;
 pub mod wasm;
 
+/// Lock a mutex, ignoring poisoning. Every mutex in the crate guards data that a panicking
+/// holder cannot leave half-updated (plain inserts, removals and assignments), so the data
+/// is still good and one panicked task must not take the whole engine down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The Kubernetes version whose behaviour wasmhook follows (used e.g. in the
 /// `User-Agent: kube-lifecycle/<major>.<minor>` header of httpGet hooks).
 pub const KUBERNETES_VERSION: (u32, u32) = (1, 34);

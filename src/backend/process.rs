@@ -94,8 +94,9 @@ use rustix::process::Signal;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{oneshot, watch};
 
-use self::proc::{lock, Proc, SpawnSpec, Spawner};
+use self::proc::{Proc, SpawnSpec, Spawner};
 use super::*;
+use crate::lock;
 
 /// `PATH` of a container whose spec sets none (the value container runtimes use).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -1,6 +1,7 @@
 //! One pod's run: start order, supervision and restarts, termination, clean-up.
 //! See the module docs of [`crate::engine`] for the sequence and invariants.
 
+use crate::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -425,11 +426,7 @@ impl Pod {
         if slot.running {
             slot.running = false;
             slot.status.last_exit_code = Some(code);
-            let mut state = ContainerState::terminated(code);
-            if let ContainerState::Terminated { message, .. } = &mut state {
-                *message = slot.hook_error.clone();
-            }
-            slot.status.state = state;
+            slot.status.state = ContainerState::terminated(code, slot.hook_error.clone());
         }
         code
     }
@@ -669,11 +666,7 @@ impl Pod {
                 if let (ContainerState::Waiting { .. }, Some(code)) =
                     (&status.state, status.last_exit_code)
                 {
-                    let mut state = ContainerState::terminated(code);
-                    if let ContainerState::Terminated { message, .. } = &mut state {
-                        message.clone_from(&s.hook_error);
-                    }
-                    status.state = state;
+                    status.state = ContainerState::terminated(code, s.hook_error.clone());
                 }
                 status
             })
@@ -721,10 +714,6 @@ fn go_duration(d: Duration) -> String {
         m if m >= 60 => format!("{}h{}m{s}", m / 60, m % 60),
         m => format!("{m}m{s}"),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -37,11 +37,11 @@ impl ContainerState {
     }
 
     /// `Completed` for exit code 0, `Error` otherwise (the reasons CRI runtimes report).
-    pub fn terminated(exit_code: i32) -> Self {
+    pub fn terminated(exit_code: i32, message: Option<String>) -> Self {
         ContainerState::Terminated {
             exit_code,
             reason: if exit_code == 0 { "Completed" } else { "Error" }.into(),
-            message: None,
+            message,
         }
     }
 }

@@ -8,6 +8,7 @@
 //!   string and the sha256 of the artifact; an entry that does not check out (corrupt,
 //!   truncated, foreign) is deleted and rebuilt, never handed to wasmtime.
 
+use crate::lock;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -408,8 +409,4 @@ fn write_cache(file: &Path, artifact: &[u8]) {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -307,13 +307,7 @@ fn wasi_builder(inv: &Invocation, output: &OutputBuffer) -> Result<WasiCtxBuilde
     b.args(&inv.args)
         .stdout(output.stdout())
         .stderr(output.stderr());
-    let ours = identity_env(inv.identity.as_ref());
-    for (k, v) in &inv.env {
-        if !ours.iter().any(|(o, _)| o == k) {
-            b.env(k, v);
-        }
-    }
-    b.envs(&ours);
+    b.envs(&hook_env(inv));
     for p in &inv.preopens {
         let perms = if p.read_only {
             FsPerms::ReadOnly
@@ -335,6 +329,19 @@ fn wasi_builder(inv: &Invocation, output: &OutputBuffer) -> Result<WasiCtxBuilde
             .allow_ip_name_lookup(true);
     }
     Ok(b)
+}
+
+/// The hook's environment: the container's, then `WASMHOOK_*`, which win clashes.
+fn hook_env(inv: &Invocation) -> Vec<(String, String)> {
+    let ours = identity_env(inv.identity.as_ref());
+    let mut env: Vec<(String, String)> = inv
+        .env
+        .iter()
+        .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
+        .cloned()
+        .collect();
+    env.extend(ours);
+    env
 }
 
 fn identity_env(id: Option<&HookIdentity>) -> Vec<(String, String)> {
@@ -360,10 +367,7 @@ fn typed_context(inv: &Invocation) -> typed::Context {
         ),
         None => Default::default(),
     };
-    let mut env: Vec<(String, String)> = inv.env.clone();
-    let ours = identity_env(inv.identity.as_ref());
-    env.retain(|(k, _)| !ours.iter().any(|(o, _)| o == k));
-    env.extend(ours);
+    let env = hook_env(inv);
     typed::Context {
         pod,
         namespace,

@@ -1,6 +1,7 @@
 //! Low-level process handling for the process backend: the spawner thread, spawning with
 //! `PR_SET_PDEATHSIG`, exit notification without reaping, and group-safe killing.
 
+use crate::lock;
 use std::cell::Cell;
 use std::ffi::OsStr;
 use std::future::Future;
@@ -323,8 +324,4 @@ pub(super) fn signal_from_raw(sig: i32) -> Option<Signal> {
         return Some(unsafe { Signal::from_raw_unchecked(sig) });
     }
     None
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

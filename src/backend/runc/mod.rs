@@ -70,6 +70,7 @@
 pub mod image;
 pub mod spec;
 
+use crate::lock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -169,10 +170,6 @@ impl Status {
 
 fn err(msg: impl Into<String>) -> BackendError {
     BackendError(msg.into())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl fmt::Debug for RuncBackend {
