@@ -176,6 +176,7 @@ pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> ExitCode {
         limits: args.limits.limits(),
         identity: None,
         cancel: None,
+        netns: None,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
