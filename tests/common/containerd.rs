@@ -95,10 +95,10 @@ impl Containerd {
         Self::start_with(|_, _| {})
     }
 
-    /// Like [`Containerd::start`]; `image_files(tree, dir)` first fills `tree`, whose content
-    /// becomes a second layer of the busybox image (`tree/hooks/x.wasm` is `/hooks/x.wasm`
-    /// in its containers). `dir` is the harness directory (for files that must exist on the
-    /// host only, see [`Containerd::host_only`]).
+    /// Like [`Containerd::start`]; `image_files(tree, host_only)` first fills `tree`, whose
+    /// content becomes a second layer of the busybox image (`tree/hooks/x.wasm` is
+    /// `/hooks/x.wasm` in its containers). `host_only` is [`Containerd::host_only`], for
+    /// files that must exist on the host and in no container.
     pub fn start_with(image_files: impl FnOnce(&Path, &Path)) -> Option<Containerd> {
         if !containerd_ready() {
             return None;
@@ -138,7 +138,7 @@ impl Containerd {
         let t0 = Instant::now();
         let tree = cd.dir.join("image-tree");
         std::fs::create_dir_all(&tree).unwrap();
-        image_files(&tree, &cd.dir);
+        image_files(&tree, &cd.host_only());
         let out = Command::new("bash")
             .arg(super::repo().join("scripts/make-cri-images.sh"))
             .arg(cd.dir.join("images"))

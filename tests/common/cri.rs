@@ -785,6 +785,89 @@ pub fn normalize_ids(s: &str) -> String {
     out
 }
 
+/// containerd (Go protobuf) writes map entries in random order, so two replies to the same
+/// call can differ in their bytes. Two gRPC bodies are "the same up to field order" when
+/// they frame the same number of bytes and their messages have the same fields, compared
+/// recursively as multisets (a length-delimited value that parses as a message is compared
+/// as one, anything else as bytes).
+pub fn same_up_to_field_order(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < 5 || a[..5] != b[..5] {
+        return a == b;
+    }
+    match (canonical_message(&a[5..]), canonical_message(&b[5..])) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// A canonical form of a protobuf message: its fields sorted, nested messages canonical.
+/// `None` when `b` is not a well-formed message.
+fn canonical_message(b: &[u8]) -> Option<Vec<u8>> {
+    let mut fields: Vec<Vec<u8>> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let (key, n) = read_varint(&b[i..])?;
+        if key >> 3 == 0 {
+            return None;
+        }
+        let mut entry = b[i..i + n].to_vec();
+        i += n;
+        match key & 7 {
+            0 => {
+                let (_, n) = read_varint(&b[i..])?;
+                entry.extend_from_slice(&b[i..i + n]);
+                i += n;
+            }
+            1 | 5 => {
+                let n = if key & 7 == 1 { 8 } else { 4 };
+                entry.extend_from_slice(b.get(i..i + n)?);
+                i += n;
+            }
+            2 => {
+                let (len, n) = read_varint(&b[i..])?;
+                i += n;
+                let v = b.get(i..i.checked_add(len as usize)?)?;
+                i += v.len();
+                match canonical_message(v).filter(|_| !v.is_empty()) {
+                    Some(c) => {
+                        entry.push(b'm');
+                        entry.extend_from_slice(&(c.len() as u64).to_le_bytes());
+                        entry.extend_from_slice(&c);
+                    }
+                    None => {
+                        entry.push(b'b');
+                        entry.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                        entry.extend_from_slice(v);
+                    }
+                }
+            }
+            _ => return None,
+        }
+        fields.push(entry);
+    }
+    fields.sort();
+    let mut out = Vec::new();
+    for f in fields {
+        out.extend_from_slice(&(f.len() as u64).to_le_bytes());
+        out.extend_from_slice(&f);
+    }
+    Some(out)
+}
+
 // ---------------------------------------------------------------------------------------
 // The test pod
 
@@ -995,39 +1078,43 @@ pub mod hooks {
     (i32.const 0))
   ;; Preopen scan: prestat at 1024 (tag, name length), name at 1040 (up to 255 bytes).
   (func $find_preopen (param $name i32) (param $len i32) (result i32)
-    (local $fd i32) (local $p i32) (local $n i32)
+    (local $fd i32) (local $p i32) (local $n i32) (local $c i32)
     (local.set $fd (i32.const 3))
-    (block $end (loop $next
-      (br_if $end (i32.ge_u (local.get $fd) (i32.const 128)))
-      (if (i32.eqz (call $fd_prestat_get (local.get $fd) (i32.const 1024)))
-        (then
-          (local.set $n (i32.load (i32.const 1028)))
-          (if (i32.and
-                (i32.eqz (i32.load8_u (i32.const 1024)))
-                (i32.lt_u (local.get $n) (i32.const 256)))
-            (then
-              (if (i32.eqz (call $fd_prestat_dir_name (local.get $fd) (i32.const 1040) (local.get $n)))
-                (then
-                  (local.set $p (i32.const 1040))
-                  ;; strip leading '/', trailing '/' and NUL
-                  (block $b1 (loop $l1
-                    (br_if $b1 (i32.eqz (local.get $n)))
-                    (br_if $b1 (i32.ne (i32.load8_u (local.get $p)) (i32.const 47)))
-                    (local.set $p (i32.add (local.get $p) (i32.const 1)))
-                    (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-                    (br $l1)))
-                  (block $b2 (loop $l2
-                    (br_if $b2 (i32.eqz (local.get $n)))
-                    (br_if $b2 (i32.and
-                      (i32.ne (i32.load8_u (i32.sub (i32.add (local.get $p) (local.get $n)) (i32.const 1))) (i32.const 47))
-                      (i32.ne (i32.load8_u (i32.sub (i32.add (local.get $p) (local.get $n)) (i32.const 1))) (i32.const 0))))
-                    (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-                    (br $l2)))
-                  (if (i32.eq (local.get $n) (local.get $len))
-                    (then (if (call $memeq (local.get $p) (local.get $name) (local.get $n))
-                      (then (return (local.get $fd)))))))))))))
-      (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
-      (br $next)))
+    (block $end
+      (loop $next
+        (br_if $end (i32.ge_u (local.get $fd) (i32.const 128)))
+        (if (i32.eqz (call $fd_prestat_get (local.get $fd) (i32.const 1024)))
+          (then
+            (local.set $n (i32.load (i32.const 1028)))
+            (if (i32.and (i32.eqz (i32.load8_u (i32.const 1024)))
+                         (i32.lt_u (local.get $n) (i32.const 256)))
+              (then
+                (if (i32.eqz (call $fd_prestat_dir_name (local.get $fd) (i32.const 1040) (local.get $n)))
+                  (then
+                    (local.set $p (i32.const 1040))
+                    ;; strip leading '/'
+                    (block $b1
+                      (loop $l1
+                        (br_if $b1 (i32.eqz (local.get $n)))
+                        (br_if $b1 (i32.ne (i32.load8_u (local.get $p)) (i32.const 47)))
+                        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                        (br $l1)))
+                    ;; strip trailing '/' and NUL
+                    (block $b2
+                      (loop $l2
+                        (br_if $b2 (i32.eqz (local.get $n)))
+                        (local.set $c (i32.load8_u (i32.sub (i32.add (local.get $p) (local.get $n)) (i32.const 1))))
+                        (br_if $b2 (i32.and (i32.ne (local.get $c) (i32.const 47))
+                                            (i32.ne (local.get $c) (i32.const 0))))
+                        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                        (br $l2)))
+                    (if (i32.eq (local.get $n) (local.get $len))
+                      (then
+                        (if (call $memeq (local.get $p) (local.get $name) (local.get $n))
+                          (then (return (local.get $fd))))))))))))
+        (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
+        (br $next)))
     (i32.const -1))
 "#;
 
