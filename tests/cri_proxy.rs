@@ -184,6 +184,7 @@ fn describe(pid: u32) -> String {
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -244,6 +245,12 @@ fn proxy_in_front_of_containerd() {
         let proxy = CriProxy::bind(config, runtime)
             .await
             .expect("bind the proxy");
+        let mode = std::fs::metadata(&proxy_socket)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o660, "the proxy's socket mode");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(proxy.serve(async move {
             let _ = stop_rx.await;
@@ -277,6 +284,7 @@ fn proxy_in_front_of_containerd() {
         run!(trapping_hook_answers_an_exit_code);
         run!(absolute_symlink_stays_inside_the_container);
         run!(containerd_errors_come_back_verbatim);
+        run!(invalid_module_answers_unknown);
         run!(other_calls_pass_through_byte_for_byte);
         run!(pod_annotations_bound_hooks);
         run!(stop_container_cancels_a_running_hook);
@@ -389,13 +397,33 @@ async fn wasm_hook_in_the_image(w: &World, _: &Containerd) {
     ] {
         assert!(wasm.contains(want), "{want} not in the hook's env {wasm:?}");
     }
+    // Only the pod's identity (and, for a hook, its kind, as in `wasmhook run`) is added.
     let extra: Vec<_> = wasm
         .difference(&native)
-        .filter(|v| !v.starts_with("WASMHOOK_") && !v.starts_with("HOME="))
+        .filter(|v| {
+            let name = v.split('=').next().unwrap();
+            ![
+                "WASMHOOK_POD",
+                "WASMHOOK_NAMESPACE",
+                "WASMHOOK_CONTAINER",
+                "WASMHOOK_HOOK",
+                "HOME",
+            ]
+            .contains(&name)
+        })
         .collect();
     assert!(
         extra.is_empty(),
         "env the container does not have: {extra:?}"
+    );
+    // A probe (timeout > 0) is no hook: the same identity, no WASMHOOK_HOOK.
+    let r = exec_ok(w, &["/hooks/inspect.wasm"], 1).await;
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    let probe_env = lines_with(&r.stdout(), "env:").join(" ");
+    assert!(probe_env.contains("WASMHOOK_POD=main"), "{probe_env}");
+    assert!(
+        !probe_env.contains("WASMHOOK_HOOK="),
+        "a probe sees {probe_env}"
     );
 
     // Files: the volumes at their paths, /data read-only; nothing else of the host.
@@ -483,23 +511,18 @@ async fn both_raw(w: &World, path: &str, msg: &[u8]) -> (RawReply, RawReply, Raw
 }
 
 /// The proxy's reply must be containerd's: status, headers and trailers exactly, the body
-/// byte for byte, or, when containerd's own two replies already differ (it writes map
-/// entries in random order), the same up to field order.
+/// byte for byte, or, since containerd writes map entries in random order (its own two
+/// replies to one call can differ), the same up to field order.
 fn assert_same_reply(what: &str, (a, p, b): (RawReply, RawReply, RawReply)) {
-    let (mut a_, mut p_) = (a.clone(), p.clone());
-    if a.body != b.body {
-        assert!(
-            cri::same_up_to_field_order(&a.body, &b.body),
-            "{what}: containerd's own two replies differ beyond field order: {}",
-            difference(&a, &b)
-        );
-        if cri::same_up_to_field_order(&a.body, &p.body) {
-            p_.body = a.body.clone();
-        }
-        a_.body = a.body.clone();
+    if p == a || p == b {
+        return;
+    }
+    let mut p_ = p.clone();
+    if cri::same_up_to_field_order(&a.body, &p.body) {
+        p_.body = a.body.clone();
     }
     assert!(
-        p_ == a_ || p == b,
+        p_ == a,
         "{what}: the proxy's reply differs from containerd's: {}\n containerd: {a:?}\n proxy:      {p:?}",
         difference(&a, &p)
     );
@@ -703,6 +726,26 @@ async fn containerd_errors_come_back_verbatim(w: &World, _: &Containerd) {
     }
 }
 
+/// A file with the wasm header that is no valid module is wasmhook's to refuse: gRPC
+/// `Unknown` (the class of containerd's "OCI runtime exec failed"), a clear message.
+async fn invalid_module_answers_unknown(w: &World, _: &Containerd) {
+    for timeout in [0, 1] {
+        let e = w
+            .proxy
+            .exec_sync(&w.pod.container_id, &["/hooks/bad.wasm"], timeout)
+            .await
+            .expect_err("an invalid module");
+        eprintln!("  bad.wasm (timeout {timeout}): {e}");
+        assert_eq!(e.code, Code::Unknown, "{e}");
+        assert!(
+            e.message
+                .starts_with("failed to exec in container: wasmhook: "),
+            "{e}"
+        );
+        assert!(e.message.contains("/hooks/bad.wasm"), "{e}");
+    }
+}
+
 /// Calls the proxy does not own come back exactly as containerd sends them.
 async fn other_calls_pass_through_byte_for_byte(w: &World, _: &Containerd) {
     let id = &w.pod.container_id;
@@ -887,6 +930,15 @@ async fn stop_container_cancels_a_running_hook(w: &World, _: &Containerd) {
     }
     let st = w.proxy.container_status(&victim, false).await.unwrap();
     assert_eq!(st.status.unwrap().state, cri::CONTAINER_EXITED);
+    // A container that is not running: containerd's own error, wasm module or not.
+    for cmd in [&["/hooks/noop.wasm"][..], &["/bin/true"][..]] {
+        let p = w.proxy.exec_sync(&victim, cmd, 0).await;
+        let d = w.direct.exec_sync(&victim, cmd, 0).await;
+        eprintln!("  {cmd:?} in the stopped container: {p:?}");
+        let (p, d) = (p.expect_err("proxy"), d.expect_err("containerd"));
+        assert_eq!((p.code, &p.message), (d.code, &d.message), "{cmd:?}");
+        assert!(p.message.contains("CONTAINER_EXITED"), "{p}");
+    }
     w.proxy
         .remove_container(&victim)
         .await
@@ -940,12 +992,13 @@ async fn containerd_restarts_under_the_proxy(w: &World, cd: &mut Containerd) {
         .await
         .expect_err("native ExecSync with containerd down");
     assert_eq!(e.code, Code::Unavailable, "{e}");
-    // A wasm call may or may not need containerd (a warm context needs no lookup).
+    // A wasm call on a warm context makes no call to containerd at all.
     let r = w
         .proxy
         .exec_sync(&w.pod.container_id, &["/hooks/noop.wasm"], 1)
         .await;
     eprintln!("  wasm ExecSync with containerd down: {r:?}");
+    assert_eq!(r.expect("wasm ExecSync on a warm context").exit_code, 0);
 
     let t = Instant::now();
     cd.restart();
@@ -985,4 +1038,36 @@ async fn containerd_restarts_under_the_proxy(w: &World, cd: &mut Containerd) {
         )
         .await,
     );
+}
+
+/// The reply comparison forgives containerd's random map order, and nothing else.
+#[test]
+fn field_order_comparison_is_sound() {
+    use cri::same_up_to_field_order as same;
+    let frame = |m: &[u8]| wasmhook::cri::grpc::frame(m).to_vec();
+    let entry = |k: &str, v: &str| {
+        let mut e = vec![0x0a, k.len() as u8];
+        e.extend_from_slice(k.as_bytes());
+        e.extend_from_slice(&[0x12, v.len() as u8]);
+        e.extend_from_slice(v.as_bytes());
+        e
+    };
+    // A message with field 1 = "id" and a map<string,string> at field 8, entries in order.
+    let msg = |entries: &[(&str, &str)]| {
+        let mut m = vec![0x0a, 2, b'i', b'd'];
+        for (k, v) in entries {
+            let e = entry(k, v);
+            m.push(0x42);
+            m.push(e.len() as u8);
+            m.extend_from_slice(&e);
+        }
+        frame(&m)
+    };
+    let ab = msg(&[("a", "1"), ("b", "2")]);
+    assert!(same(&ab, &msg(&[("b", "2"), ("a", "1")])));
+    assert!(!same(&ab, &msg(&[("a", "2"), ("b", "1")])));
+    assert!(!same(&ab, &msg(&[("a", "1"), ("c", "2")])));
+    assert!(!same(&ab, &msg(&[("a", "1")])));
+    assert!(same(b"", b""));
+    assert!(!same(&ab, b""));
 }

@@ -390,6 +390,7 @@ pub struct ExecSyncRequest {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
+#[prost(skip_debug)]
 pub struct ExecSyncResponse {
     #[prost(bytes = "vec", tag = "1")]
     pub stdout: Vec<u8>,
@@ -397,6 +398,17 @@ pub struct ExecSyncResponse {
     pub stderr: Vec<u8>,
     #[prost(int32, tag = "3")]
     pub exit_code: i32,
+}
+
+/// The streams as text, so that failure messages read.
+impl std::fmt::Debug for ExecSyncResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSyncResponse")
+            .field("exit_code", &self.exit_code)
+            .field("stdout", &self.stdout())
+            .field("stderr", &self.stderr())
+            .finish()
+    }
 }
 
 impl ExecSyncResponse {
@@ -1289,6 +1301,7 @@ pub mod hooks {
     /// - `inspect.wasm`, `noop.wasm`, `fail.wasm`, `loop.wasm`, `trap.wasm`: see above;
     /// - `hello.wat`: `examples/hooks/bin/hello.wat` (text; prints `hello from a WAT hook`);
     /// - `not-wasm.wasm`: a text file, mode 0755 (runc answers `exec format error`);
+    /// - `bad.wasm`: the wasm header, then garbage (an invalid module);
     /// - `escape.wasm` -> `<host_only>/escape.wasm`, an absolute symlink to a path that
     ///   exists on the host only.
     pub fn install_image_hooks(tree: &Path, host_only: &Path) {
@@ -1302,6 +1315,7 @@ pub mod hooks {
             std::fs::read(super::super::repo().join("examples/hooks/bin/hello.wat")).unwrap();
         install(&h.join("hello.wat"), &hello);
         install(&h.join("not-wasm.wasm"), b"this is not a wasm module\n");
+        install(&h.join("bad.wasm"), b"\0asm\x01\0\0\0 not a valid module");
         let target = host_only.join("escape.wasm");
         install(&target, &escaped());
         std::os::unix::fs::symlink(&target, h.join("escape.wasm")).unwrap();
