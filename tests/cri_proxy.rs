@@ -136,8 +136,7 @@ fn harness_runs_a_pod_and_leaves_nothing_behind() {
         processes_mentioning(&socket.display().to_string()),
         Vec::<String>::new()
     );
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let p = h.path().join(cgroup.trim_start_matches('/'));
+    for p in common::containerd::cgroup_dirs(cgroup.trim_start_matches('/')) {
         assert!(!p.exists(), "cgroup {} left", p.display());
     }
 }
@@ -289,6 +288,7 @@ fn proxy_in_front_of_containerd() {
         run!(pod_annotations_bound_hooks);
         run!(stop_container_cancels_a_running_hook);
         run!(noop_latency);
+        run!(proxy_starts_before_containerd);
         // Last: it restarts containerd under the proxy.
         scenario(
             &mut failures,
@@ -971,6 +971,50 @@ async fn noop_latency(w: &World, _: &Containerd) {
         native.as_secs_f64() / wasm.as_secs_f64()
     );
     assert!(wasm < native, "wasm {wasm:?} vs native {native:?}");
+}
+
+/// A proxy whose runtime socket does not exist yet starts all the same and answers
+/// `Unavailable`; once the socket appears (here: a symlink to containerd's), calls go
+/// through. Then it shuts down, removing its socket.
+async fn proxy_starts_before_containerd(_: &World, cd: &Containerd) {
+    let late = cd.dir().join("late.sock");
+    let listen = cd.dir().join("proxy-early.sock");
+    let runtime = wasmhook::wasm::HookRuntime::new(wasmhook::wasm::RuntimeConfig {
+        cache_dir: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let proxy = CriProxy::bind(
+        CriProxyConfig {
+            listen: listen.clone(),
+            runtime_endpoint: late.clone(),
+            ..CriProxyConfig::default()
+        },
+        runtime,
+    )
+    .await
+    .expect("bind with no runtime yet");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(proxy.serve(async move {
+        let _ = stop_rx.await;
+    }));
+    let c = Cri::new(&listen);
+    let e = c.version().await.expect_err("no runtime yet");
+    eprintln!("  before the runtime: {e}");
+    assert_eq!(e.code, Code::Unavailable, "{e}");
+    std::os::unix::fs::symlink(cd.socket(), &late).unwrap();
+    let v = c
+        .version()
+        .await
+        .expect("Version once the runtime is there");
+    assert_eq!(v.runtime_name, "containerd");
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(15), serving)
+        .await
+        .expect("the proxy shuts down")
+        .unwrap();
+    assert!(!listen.exists(), "{} left after shutdown", listen.display());
+    let _ = std::fs::remove_file(&late);
 }
 
 /// containerd killed under a running proxy: calls answer `Unavailable`; once containerd is

@@ -578,12 +578,11 @@ fn teardown_dir(dir: &Path) -> Vec<String> {
         }
     }
 
-    // The pods' cgroups, under the parent named after the directory.
+    // The pods' cgroups, under the parent named after the directory: in each v1 hierarchy,
+    // or at the top of the v2 tree.
     if let Some(name) = dir.file_name() {
-        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in hierarchies.flatten() {
-                remove_cgroup(&h.path().join(name));
-            }
+        for c in cgroup_dirs(name) {
+            remove_cgroup(&c);
         }
     }
 
@@ -731,6 +730,21 @@ fn unescape_mountinfo(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where the cgroup `/<name>` can be: `/sys/fs/cgroup/<hierarchy>/<name>` (v1) and
+/// `/sys/fs/cgroup/<name>` (v2).
+pub fn cgroup_dirs(name: impl AsRef<Path>) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(name.as_ref())];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path().join(name.as_ref()));
+            }
+        }
+    }
+    dirs
 }
 
 /// rmdir a cgroup directory and its children, deepest first (a cgroup's files go with it).
