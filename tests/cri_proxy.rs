@@ -288,6 +288,8 @@ fn proxy_in_front_of_containerd() {
         run!(pod_annotations_bound_hooks);
         run!(stop_container_cancels_a_running_hook);
         run!(noop_latency);
+        run!(output_is_capped_to_what_the_kubelet_accepts);
+        run!(concurrent_calls);
         run!(proxy_starts_before_containerd);
         // Last: it restarts containerd under the proxy.
         scenario(
@@ -971,6 +973,55 @@ async fn noop_latency(w: &World, _: &Containerd) {
         native.as_secs_f64() / wasm.as_secs_f64()
     );
     assert!(wasm < native, "wasm {wasm:?} vs native {native:?}");
+}
+
+/// 17 MiB on stdout: OK, the output capped so that the reply stays within the kubelet's
+/// 16 MiB message limit, stderr kept whole, no error.
+async fn output_is_capped_to_what_the_kubelet_accepts(w: &World, _: &Containerd) {
+    let r = exec_ok(w, &["/hooks/big.wasm"], 5).await;
+    let (out, err, code) = (r.stdout.len(), r.stderr(), r.exit_code);
+    eprintln!(
+        "  big.wasm: exit {code}, stdout {out} bytes, stderr {err:?}, message {} bytes",
+        r.encoded_len()
+    );
+    assert_eq!(code, 0);
+    assert_eq!(err, "big: done\n");
+    assert!(
+        r.encoded_len() <= 16 << 20,
+        "reply of {} bytes",
+        r.encoded_len()
+    );
+    assert!(out >= (16 << 20) - 4096, "stdout cut to {out} bytes");
+    assert!(r.stdout.iter().all(|&b| b == b'x'));
+}
+
+/// Wasm calls and relayed ones at the same time, on one connection: all answer, right.
+async fn concurrent_calls(w: &World, _: &Containerd) {
+    let t = Instant::now();
+    let wasm = (0..16).map(|i| async move {
+        let arg = format!("call-{i}");
+        let r = exec_ok(w, &["/hooks/inspect.wasm", &arg], 0).await;
+        assert_eq!(r.exit_code, 0, "{r:?}");
+        assert_eq!(argv(&r.stdout())[1], arg);
+    });
+    let native = (0..4).map(|i| async move {
+        let r = w
+            .proxy
+            .exec_sync(
+                &w.pod.container_id,
+                &["/bin/echo", &format!("native-{i}")],
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.exit_code, r.stdout()), (0, format!("native-{i}\n")));
+    });
+    futures::future::join(
+        futures::future::join_all(wasm),
+        futures::future::join_all(native),
+    )
+    .await;
+    eprintln!("  16 wasm + 4 native ExecSync at once: {:.2?}", t.elapsed());
 }
 
 /// A proxy whose runtime socket does not exist yet starts all the same and answers

@@ -1279,6 +1279,24 @@ pub mod hooks {
         .unwrap()
     }
 
+    /// `big.wasm`: 17 MiB of `x` on stdout (more than the CRI's 16 MiB), then `big: done`
+    /// on stderr; exits 0.
+    pub fn big() -> Vec<u8> {
+        wat::parse_str(format!(
+            r#"(module {PRELUDE}
+  (data (i32.const 16) "big: done\n")
+  (func (export "_start") (local $i i32)
+    (memory.fill (i32.const 65536) (i32.const 120) (i32.const 65536))
+    (block $e (loop $l
+      (br_if $e (i32.ge_u (local.get $i) (i32.const 272)))
+      (call $write (i32.const 1) (i32.const 65536) (i32.const 65536))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $write (i32.const 2) (i32.const 16) (i32.const 10))))"#
+        ))
+        .unwrap()
+    }
+
     /// `escape.wasm` (host only): prints `ESCAPED`. No test may ever see it run.
     pub fn escaped() -> Vec<u8> {
         wat::parse_str(format!(
@@ -1298,7 +1316,8 @@ pub mod hooks {
 
     /// The image's `/hooks` (into `tree/hooks`) and the host-only module its symlink points
     /// at (in `host_only`):
-    /// - `inspect.wasm`, `noop.wasm`, `fail.wasm`, `loop.wasm`, `trap.wasm`: see above;
+    /// - `inspect.wasm`, `noop.wasm`, `fail.wasm`, `loop.wasm`, `trap.wasm`, `big.wasm`:
+    ///   see above;
     /// - `hello.wat`: `examples/hooks/bin/hello.wat` (text; prints `hello from a WAT hook`);
     /// - `not-wasm.wasm`: a text file, mode 0755 (runc answers `exec format error`);
     /// - `bad.wasm`: the wasm header, then garbage (an invalid module);
@@ -1311,6 +1330,7 @@ pub mod hooks {
         install(&h.join("fail.wasm"), &fail());
         install(&h.join("loop.wasm"), &spin());
         install(&h.join("trap.wasm"), &trap());
+        install(&h.join("big.wasm"), &big());
         let hello =
             std::fs::read(super::super::repo().join("examples/hooks/bin/hello.wat")).unwrap();
         install(&h.join("hello.wat"), &hello);
