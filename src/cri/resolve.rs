@@ -8,8 +8,9 @@
 //! are refused. A plain path join would follow an absolute symlink to the host.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -21,10 +22,16 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub fn open_in_root(root: &OwnedFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
     let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     let path = if path.is_empty() { "." } else { path };
+    // openat2 refuses O_PATH with any flag but O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC.
+    let extra = if flags.contains(OFlags::PATH) {
+        OFlags::CLOEXEC
+    } else {
+        OFlags::CLOEXEC | OFlags::NOCTTY
+    };
     Ok(rustix::fs::openat2(
         root.as_fd(),
         path,
-        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        flags | extra,
         Mode::empty(),
         resolve,
     )?)
@@ -89,13 +96,13 @@ pub enum CommandKind {
     Other,
 }
 
-/// Tell the kind of `file` (reads at most 4 bytes, at offset 0).
+/// Tell the kind of `file` (reads at most 4 bytes at offset 0, without moving the file's
+/// offset: the module is read from the same fd later).
 pub fn command_kind(file: &File, path: &str) -> io::Result<CommandKind> {
     let mut magic = [0u8; 4];
     let mut n = 0;
-    let mut f = file;
     while n < 4 {
-        match f.read(&mut magic[n..])? {
+        match file.read_at(&mut magic[n..], n as u64)? {
             0 => break,
             k => n += k,
         }
@@ -160,6 +167,8 @@ mod tests {
         assert!(find_command(&fd, "probe.wasm", "/", None).is_err());
         let f = find_command(&fd, "./rel.wat", "/work", None).unwrap();
         assert_eq!(command_kind(&f.file, &f.path).unwrap(), CommandKind::Wat);
+        // Mount points are opened as O_PATH directories for preopens.
+        assert!(open_in_root(&fd, "/work", OFlags::PATH | OFlags::DIRECTORY).is_ok());
         // Directories are not commands, even on PATH.
         assert!(find_command(&fd, "dir.wasm", "/", Some("/bin")).is_err());
         assert!(find_command(&fd, "", "/", None).is_err());
