@@ -137,10 +137,14 @@ def render(lines_path, meta_path, out_path):
                   "Started events (+ N postStart reports), stop = `stop(2s)` + wait (+ N preStop "
                   "reports). Peak RSS is VmHWM, reset before each scenario. The sequential rows "
                   "are capped calls on one runtime/backend."),
+        "cri": ("CRI proxy: `wasmhook cri` in front of containerd",
+                "`benches/cri.rs`: a private containerd (as `tests/cri_proxy.rs`), one running busybox "
+                "container, the proxy in-process on its own socket; each call made as the kubelet makes it "
+                "(one HTTP/2 connection per socket). `noop.wasm` ships in the image."),
         "memory": ("Memory", "VmRSS of the bench process. Running hooks are `block.wat` "
                    "(parked in `poll_oneoff`, a 1-hour sleep), all at once on one runtime."),
     }
-    for g in ["latency", "process", "throughput", "handlers", "scale", "memory"] + \
+    for g in ["latency", "process", "throughput", "handlers", "cri", "scale", "memory"] + \
              [g for g in rows if g not in titles]:
         if g not in rows: continue
         t, d = titles.get(g, (g, ""))
@@ -202,6 +206,16 @@ def render(lines_path, meta_path, out_path):
          lambda r: r <= 1.0, "{:.2f}x (hook run / wasmtime run)", missing=cli.get("skip", "not measured"))
     goal("`wasmhook hook run --no-cache` no slower than `wasmtime run`", ratio("process", "wasmhook hook run --no-cache noop.wasm", "wasmtime run noop.wasm"),
          lambda r: r <= 1.0, "{:.2f}x (hook run / wasmtime run)", missing=cli.get("skip", "not measured"))
+    ex = ratio("cri", "ExecSync /bin/true, straight to containerd", "ExecSync noop.wasm through the proxy")
+    goal("wasm `ExecSync` through the proxy ≥ 50x faster than containerd's own `ExecSync /bin/true`", ex, lambda r: r >= 50,
+         missing=get("cri", "ExecSync").get("skip", "not measured"))
+    for call in ("Version", "ContainerStatus(verbose)"):
+        a, b = get("cri", f"{call} through the proxy"), get("cri", f"{call}, straight to containerd")
+        d = (a["med"] - b["med"]) / 1e3 if "med" in a and "med" in b else None
+        goal(f"relay overhead of `{call}` ≤ +100 µs (median)", d, lambda r: r <= 100, "+{:.0f} µs")
+    cpu = [(n, r["val"]) for n, r in rows.get("cri", {}).items() if "CPU of" in n and "val" in r]
+    if len(cpu) == 2:
+        w(f"| CPU of exec probes, wasm vs native | {cpu[1][1]:.2f} s vs {cpu[0][1]:.2f} s ({cpu[0][1] / max(cpu[1][1], 0.01):.0f}x less) | (no goal) |")
     def scale(part, per_container=True):
         out = []
         for n, r in rows.get("scale", {}).items():
@@ -264,12 +278,13 @@ run_bench() { # name, env assignments...
 }
 
 log "build"
-cargo bench -q "${profile[@]}" --no-run --bench hooks --bench handlers --bench throughput --bench engine
+cargo bench -q "${profile[@]}" --no-run --bench hooks --bench handlers --bench throughput --bench engine --bench cri
 if [ $quick = 1 ]; then cargo build -q --bin wasmhook; else cargo build -q --release --bin wasmhook; fi
 
 run_bench hooks
 run_bench handlers
 run_bench throughput
+run_bench cri
 
 # --- scale ---
 pid_max=$(cat /proc/sys/kernel/pid_max)
