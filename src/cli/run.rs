@@ -27,7 +27,7 @@ use crate::engine::{BackoffConfig, Engine, EngineConfig, PodPhase, PodStatus};
 use crate::events::{
     render_hook_json, render_hook_text, render_json, render_text, Record, Recorder,
 };
-use crate::handlers::{Handlers, HookSettings};
+use crate::handlers::Handlers;
 use crate::manifest::parse_go_duration;
 use crate::wasm::{Allocator, HookRuntime};
 
@@ -111,13 +111,7 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
         Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
     };
     let config = EngineConfig {
-        hook_defaults: HookSettings {
-            timeout: limits.timeout,
-            fuel: limits.fuel,
-            max_memory: limits.max_memory,
-            allow_network: limits.allow_network,
-            ..HookSettings::default()
-        },
+        hook_defaults: limits.hook_settings(),
         hooks_dir: args.manifest.hooks_dir.clone(),
         backoff: BackoffConfig::scaled(args.backoff_scale),
     };

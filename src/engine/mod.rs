@@ -38,7 +38,8 @@ pub use status::{ContainerState, ContainerStatus, PodPhase, PodStatus};
 
 use crate::backend::Backend;
 use crate::events::Recorder;
-use crate::handlers::{Handlers, HookSettings};
+use crate::handlers::Handlers;
+use crate::hook::HookSettings;
 use crate::manifest::ManifestPod;
 
 /// Engine-wide settings.

@@ -17,7 +17,8 @@ use super::status::{ContainerRole, ContainerState, ContainerStatus, PodPhase, Po
 use super::{EngineInner, StopRequest};
 use crate::backend::{ContainerId, ExitStatus, Sandbox, SandboxSpec};
 use crate::events::{reason, Event, EventType, HookReport, Recorder};
-use crate::handlers::{HookContext, HookKind, HookOutcome};
+use crate::handlers::{HookContext, HookOutcome};
+use crate::hook::HookKind;
 
 /// The run of one pod, from sandbox to clean-up.
 pub(crate) async fn run(

@@ -11,9 +11,7 @@ use std::time::Instant;
 
 use super::{HookContext, HookOutcome};
 use crate::events::go_quote;
-use crate::wasm::{
-    ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Limits, Preopen,
-};
+use crate::wasm::{ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Preopen};
 
 pub async fn run(
     rt: &HookRuntime,
@@ -61,13 +59,7 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
                 volume: Some(m.volume.clone()),
             })
             .collect(),
-        limits: Limits {
-            timeout: s.timeout,
-            fuel: s.fuel,
-            max_memory: s.max_memory,
-            allow_network: s.allow_network,
-            ..rt.config().default_limits.clone()
-        },
+        limits: rt.config().default_limits.clone().with_hook_settings(s),
         identity: Some(HookIdentity {
             pod: t.pod.clone(),
             container: t.container.clone(),
@@ -107,7 +99,8 @@ fn failure_message(argv: &[String], ctx: &HookContext, err: &str, output: &[u8])
 mod tests {
     use super::*;
     use crate::events::PodRef;
-    use crate::handlers::{HookKind, HookMount, HookSettings, HookTarget};
+    use crate::handlers::{HookMount, HookTarget};
+    use crate::hook::{HookKind, HookSettings};
     use crate::wasm::{Allocator, RuntimeConfig};
 
     #[test]

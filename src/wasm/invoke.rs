@@ -17,7 +17,7 @@ use super::output::{CapturedOutput, OutputBuffer};
 use super::typed;
 use super::HookRuntime;
 use crate::events::PodRef;
-use crate::handlers::HookKind;
+use crate::hook::HookKind;
 
 /// A host directory the hook sees at `guest` (a container's volume mount).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -51,8 +51,9 @@ use tokio_rustls::TlsConnector;
 
 use self::url::Url;
 use super::tcp::{dial, errno_text};
-use super::{resolve_port, HookContext, HookOutcome, HookTarget, HttpStatusMode};
+use super::{resolve_port, HookContext, HookOutcome, HookTarget};
 use crate::events::{go_quote, reason, Event, EventType};
+use crate::hook::HttpStatusMode;
 
 /// The kubelet's `maxRespBodyLength`: how much of the final body is read and dropped.
 const MAX_RESP_BODY: u64 = 10 << 10;
