@@ -75,9 +75,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
-    if !(args.backoff_scale > 0.0 && args.backoff_scale.is_finite()) {
-        return super::fail("--backoff-scale must be a positive number", 2);
-    }
+    let backoff = match BackoffConfig::try_scaled(args.backoff_scale) {
+        Ok(b) => b,
+        Err(e) => return super::fail(format!("--backoff-scale {e}"), 2),
+    };
     let limits = args.limits.limits();
     let rt = match HookRuntime::new(cache.runtime_config(
         Allocator::Pooling {
@@ -113,7 +114,7 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
     let config = EngineConfig {
         hook_defaults: limits.hook_settings(),
         hooks_dir: args.manifest.hooks_dir.clone(),
-        backoff: BackoffConfig::scaled(args.backoff_scale),
+        backoff,
     };
     let statuses = runtime.block_on(run_pods(&args, rt, config, report.pods));
     let code = statuses
