@@ -197,15 +197,21 @@ pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> ExitCode {
     ExitCode::from(exit_code(&outcome))
 }
 
-/// The process exit code for a hook outcome (see [`exit`]).
+/// The process exit code for a hook outcome (see [`exit`]): the hook's own code when it
+/// has one (1 when it does not fit a byte), else the code of what stopped it. Exhaustive,
+/// without a wildcard arm: a new [`ExecStatus`] must choose its code here.
 pub fn exit_code(outcome: &ExecOutcome) -> u8 {
     match &outcome.status {
+        ExecStatus::Success => 0,
+        ExecStatus::Exited(n) => u8::try_from(*n).unwrap_or(1),
+        ExecStatus::Failed(_) => 1,
         ExecStatus::TimedOut(_) => exit::TIMED_OUT,
         ExecStatus::Error(_) => exit::INVALID_MODULE,
-        _ => match outcome.exit_code() {
-            Some(code) => u8::try_from(code).unwrap_or(1),
-            None => exit::LIMIT_OR_TRAP,
-        },
+        ExecStatus::FuelExhausted(_)
+        | ExecStatus::MemoryLimit(_)
+        | ExecStatus::TableLimit(_)
+        | ExecStatus::Trap(_)
+        | ExecStatus::Cancelled => exit::LIMIT_OR_TRAP,
     }
 }
 

@@ -69,10 +69,12 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
     }
 }
 
-/// The kubelet-style `<err>` of a failed call, `None` on success.
+/// The kubelet-style `<err>` of a failed call, `None` on success. Exhaustive, without a
+/// wildcard arm: a new [`ExecStatus`] must choose its wording here.
 fn error_text(argv: &[String], outcome: &ExecOutcome) -> Option<String> {
     let cmd = argv.join(" ");
-    Some(match &outcome.status {
+    let status = &outcome.status;
+    Some(match status {
         ExecStatus::Success => return None,
         ExecStatus::Exited(n) => format!(
             "command '{cmd}' exited with {n}: {}",
@@ -81,7 +83,12 @@ fn error_text(argv: &[String], outcome: &ExecOutcome) -> Option<String> {
         ExecStatus::Trap(trap) => format!("command '{cmd}' trapped: {trap}"),
         ExecStatus::Failed(msg) => format!("command '{cmd}' failed: {msg}"),
         ExecStatus::Error(msg) => format!("command '{cmd}' could not run: {msg}"),
-        other => format!("command '{cmd}' stopped: {other}"),
+        // The limits the kubelet does not have: "stopped: <limit>".
+        ExecStatus::TimedOut(_)
+        | ExecStatus::FuelExhausted(_)
+        | ExecStatus::MemoryLimit(_)
+        | ExecStatus::TableLimit(_)
+        | ExecStatus::Cancelled => format!("command '{cmd}' stopped: {status}"),
     })
 }
 
