@@ -16,6 +16,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod cri;
 pub mod engine;
 pub mod events;
 pub mod handlers;

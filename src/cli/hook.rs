@@ -168,6 +168,7 @@ pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> CliResult {
         limits: args.limits.limits(),
         identity: None,
         cancel: None,
+        netns: None,
     };
     let runtime = super::tokio_runtime(false)?;
     let outcome = runtime.block_on(rt.run(&module, invocation));

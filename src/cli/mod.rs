@@ -6,6 +6,7 @@
 //! | `wasmhook validate FILE...` | check manifests as the API server would | [`validate`] |
 //! | `wasmhook hook run MODULE [ARGS]` | run one hook by hand | [`hook`] |
 //! | `wasmhook compile MODULE` | precompile a module to `.cwasm` | [`hook`] |
+//! | `wasmhook cri` | CRI proxy in front of containerd: wasm `ExecSync` on nodes | [`cri`] |
 //!
 //! Exit codes: `run` 0 (pod succeeded or stopped cleanly), 1 (pod failed), 2 (invalid manifest
 //! or usage); `validate` 0 or 2; `hook run` the hook's exit code, or 124 (timeout), 125 (other
@@ -15,6 +16,7 @@
 //! Errors are reported in one place: subcommands return [`CliResult`], and [`main`] prints
 //! one `wasmhook: ` message and maps the error to its exit code ([`error`]).
 
+pub mod cri;
 pub mod error;
 pub mod hook;
 pub mod run;
@@ -51,6 +53,9 @@ pub enum Command {
     Hook(HookCommand),
     /// Precompile a hook module to a `.cwasm` file.
     Compile(hook::CompileArgs),
+    /// CRI proxy for Kubernetes nodes: relay the kubelet's calls to containerd and run
+    /// `ExecSync` of wasm modules (exec hooks and probes) in the sandbox.
+    Cri(cri::CriArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::validate(args, &cli.cache),
         Command::Hook(HookCommand::Run(args)) => hook::hook_run(args, &cli.cache),
         Command::Compile(args) => hook::compile(args, &cli.cache),
+        Command::Cri(args) => cri::cri(args, &cli.cache),
     };
     result.unwrap_or_else(|e| e.report())
 }

@@ -66,6 +66,9 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
             kind: t.kind,
         }),
         cancel: Some(ctx.cancel.child_token()),
+        // With the network allowed, sockets live in the pod's network namespace (runc
+        // backend): the pod's loopback, as for httpGet and tcpSocket handlers.
+        netns: t.netns.clone(),
     }
 }
 

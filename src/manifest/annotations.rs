@@ -215,19 +215,22 @@ pub(super) fn validate(pod: &Pod, errs: &mut Vec<FieldError>) {
     }
 }
 
-/// The most specific value of `setting` for this container and hook, if any parses.
+/// The most specific value of `setting` for this container and hook (`None`: a probe,
+/// which only container-wide and pod-wide values apply to), if any parses.
 fn lookup(
     map: &BTreeMap<String, String>,
     setting: &str,
     container: &str,
-    kind: HookKind,
+    kind: Option<HookKind>,
 ) -> Option<Value> {
+    let per_hook = kind.map(|k| format!("{PREFIX}{setting}.{container}.{}", k.as_str()));
     let keys = [
-        format!("{PREFIX}{setting}.{container}.{}", kind.as_str()),
         format!("{PREFIX}{setting}.{container}"),
         format!("{PREFIX}{setting}"),
     ];
-    keys.iter()
+    per_hook
+        .iter()
+        .chain(&keys)
         .filter_map(|k| map.get(k))
         .find_map(|v| parse_value(setting, v, "").ok())
 }
@@ -236,19 +239,31 @@ fn lookup(
 /// per-hook annotations. Assumes the pod was validated (unparsable values are skipped).
 ///
 /// `pod` is anything with annotations: a `Pod`, or the bare map (`&BTreeMap<String,
-/// String>`) when there is no `Pod`, as in the CRI front.
+/// String>`) when there is no `Pod`; [`hook_settings_from`] also serves exec probes.
 pub fn hook_settings(
     pod: &(impl PodAnnotations + ?Sized),
     container: &str,
     kind: HookKind,
     defaults: &HookSettings,
 ) -> HookSettings {
+    match pod.annotations() {
+        Some(map) => hook_settings_from(map, container, Some(kind), defaults),
+        None => defaults.clone(),
+    }
+}
+
+/// [`hook_settings`] from a pod's annotation map (as the CRI proxy reads it from the pod
+/// sandbox). `kind` is `None` for an exec probe: only pod-wide and per-container values
+/// apply. Values that do not parse are skipped.
+pub fn hook_settings_from(
+    annotations: &BTreeMap<String, String>,
+    container: &str,
+    kind: Option<HookKind>,
+    defaults: &HookSettings,
+) -> HookSettings {
     let mut s = defaults.clone();
-    let Some(map) = pod.annotations() else {
-        return s;
-    };
     for setting in SETTINGS {
-        match lookup(map, setting, container, kind) {
+        match lookup(annotations, setting, container, kind) {
             Some(Value::Timeout(d)) => s.timeout = d,
             Some(Value::Fuel(n)) => s.fuel = Some(n),
             Some(Value::MaxMemory(n)) => s.max_memory = n,

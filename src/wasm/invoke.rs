@@ -49,6 +49,11 @@ pub struct Invocation {
     pub identity: Option<HookIdentity>,
     /// Cancelling it stops the hook (as dropping the `run` future does).
     pub cancel: Option<CancellationToken>,
+    /// The network namespace (a path such as `/proc/<pid>/ns/net`) the hook's sockets live
+    /// in, when it may use the network (`limits.allow_network`): the call then runs on a
+    /// thread of its own that has entered the namespace, so `127.0.0.1` is the pod's
+    /// loopback, not the node's. `None`: the caller's namespace.
+    pub netns: Option<PathBuf>,
 }
 
 /// How a hook call ended.
@@ -202,6 +207,75 @@ struct DeadlineReached;
 impl HookRuntime {
     /// Run one call of `module`. Never fails: every problem is an [`ExecStatus`].
     pub async fn run(&self, module: &HookModule, inv: Invocation) -> ExecOutcome {
+        match &inv.netns {
+            Some(ns) if inv.limits.allow_network => {
+                let ns = ns.clone();
+                self.run_in_netns(ns, module.clone(), inv).await
+            }
+            _ => self.run_here(module, inv).await,
+        }
+    }
+
+    /// Run the call on a new thread that entered the network namespace `ns` (namespaces
+    /// are per thread, and a socket stays in the namespace it was created in). The thread
+    /// runs its own single-threaded executor; cancelling or dropping this future cancels
+    /// the call there.
+    async fn run_in_netns(
+        &self,
+        ns: PathBuf,
+        module: HookModule,
+        mut inv: Invocation,
+    ) -> ExecOutcome {
+        let started = Instant::now();
+        let outer = inv.cancel.take().unwrap_or_default();
+        let stop = CancellationToken::new();
+        let _stop_on_drop = stop.clone().drop_guard();
+        inv.cancel = Some(stop.child_token());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let rt = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wasmhook-netns".into())
+            .spawn(move || {
+                let result = (|| -> std::io::Result<ExecOutcome> {
+                    let f = std::fs::File::open(&ns)?;
+                    rustix::thread::move_into_link_name_space(
+                        std::os::fd::AsFd::as_fd(&f),
+                        Some(rustix::thread::LinkNameSpaceType::Network),
+                    )?;
+                    let local = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    Ok(local.block_on(rt.run_here(&module, inv)))
+                })();
+                let _ = tx.send(result.map_err(|e| {
+                    format!("cannot enter the network namespace {}: {e}", ns.display())
+                }));
+            });
+        let failed = |msg: String| ExecOutcome {
+            status: ExecStatus::Error(msg),
+            output: CapturedOutput::default(),
+            duration: started.elapsed(),
+            fuel_used: None,
+        };
+        if let Err(e) = spawned {
+            return failed(format!("cannot start a thread for the hook: {e}"));
+        }
+        let result = tokio::select! {
+            r = rx => r,
+            _ = outer.cancelled() => {
+                stop.cancel();
+                // The call ends promptly once cancelled; its outcome says so.
+                return ExecOutcome { status: ExecStatus::Cancelled, ..failed(String::new()) };
+            }
+        };
+        match result {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(msg)) => failed(msg),
+            Err(_) => failed("the hook's thread ended without an outcome".into()),
+        }
+    }
+
+    async fn run_here(&self, module: &HookModule, inv: Invocation) -> ExecOutcome {
         let started = Instant::now();
         let output = OutputBuffer::new(inv.limits.max_output);
         let mut fuel_used = None;

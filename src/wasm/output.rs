@@ -3,9 +3,10 @@
 //! Invariants:
 //! - Writes never fail and never block: past the cap the bytes are counted and dropped, so a
 //!   chatty hook cannot trap or stall because its output is full.
-//! - stdout and stderr land in one buffer in the order written (what users read); stderr is
-//!   also kept on its own (bounded by the same cap) for the kubelet's
-//!   `command '...' exited with N: <stderr>` error text.
+//! - stdout and stderr land in one buffer in the order written (what users read); each is
+//!   also kept on its own (bounded by the same cap): stderr for the kubelet's
+//!   `command '...' exited with N: <stderr>` error text, both for the CRI's `ExecSync` reply,
+//!   which carries them apart.
 
 use std::io;
 use std::pin::Pin;
@@ -22,6 +23,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 pub struct CapturedOutput {
     /// stdout and stderr interleaved in write order, at most the cap.
     pub combined: Vec<u8>,
+    /// stdout alone, at most the cap.
+    pub stdout: Vec<u8>,
     /// stderr alone, at most the cap.
     pub stderr: Vec<u8>,
     /// Bytes written past the cap and dropped (counted on `combined`).
@@ -32,6 +35,7 @@ pub struct CapturedOutput {
 struct State {
     cap: usize,
     combined: Vec<u8>,
+    stdout: Vec<u8>,
     stderr: Vec<u8>,
     dropped: u64,
 }
@@ -42,11 +46,13 @@ impl State {
         let kept = room.min(bytes.len());
         self.combined.extend_from_slice(&bytes[..kept]);
         self.dropped += (bytes.len() - kept) as u64;
-        if is_stderr {
-            let room = self.cap.saturating_sub(self.stderr.len());
-            self.stderr
-                .extend_from_slice(&bytes[..room.min(bytes.len())]);
-        }
+        let alone = if is_stderr {
+            &mut self.stderr
+        } else {
+            &mut self.stdout
+        };
+        let room = self.cap.saturating_sub(alone.len());
+        alone.extend_from_slice(&bytes[..room.min(bytes.len())]);
     }
 }
 
@@ -63,6 +69,7 @@ impl OutputBuffer {
             state: Arc::new(Mutex::new(State {
                 cap,
                 combined: Vec::new(),
+                stdout: Vec::new(),
                 stderr: Vec::new(),
                 dropped: 0,
             })),
@@ -88,6 +95,7 @@ impl OutputBuffer {
         let mut s = self.lock();
         CapturedOutput {
             combined: std::mem::take(&mut s.combined),
+            stdout: std::mem::take(&mut s.stdout),
             stderr: std::mem::take(&mut s.stderr),
             dropped: std::mem::replace(&mut s.dropped, 0),
         }
@@ -184,6 +192,7 @@ mod tests {
         buf.stdout().push(b"ghijk");
         let out = buf.take();
         assert_eq!(out.combined, b"abcDEFgh");
+        assert_eq!(out.stdout, b"abcghijk");
         assert_eq!(out.stderr, b"DEF");
         assert_eq!(out.dropped, 3);
     }

@@ -2,6 +2,9 @@
 // Each test binary uses a different subset of these.
 #![allow(dead_code)]
 
+pub mod containerd;
+pub mod cri;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

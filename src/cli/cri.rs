@@ -1,0 +1,88 @@
+//! `wasmhook cri`: the CRI proxy in front of containerd (see [`crate::cri`]).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::error::{CliError, CliResult};
+use super::hook::{CacheArgs, LimitArgs};
+use crate::cri::{socket_path, CriProxy, CriProxyConfig, DEFAULT_LISTEN, DEFAULT_RUNTIME_ENDPOINT};
+use crate::manifest::parse_go_duration;
+use crate::wasm::Allocator;
+
+#[derive(Args, Debug)]
+// The CRI caps stdout and stderr at 16 MiB each; `wasmhook run` keeps 1 MiB per hook.
+#[command(mut_arg("max_output", |a| a.default_value("16Mi")))]
+pub struct CriArgs {
+    /// The socket the kubelet connects to (`--container-runtime-endpoint`); `unix://` optional.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// The runtime's socket (containerd); `unix://` optional.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_RUNTIME_ENDPOINT)]
+    pub runtime_endpoint: String,
+    /// Serve Prometheus metrics at `http://HOST:PORT/metrics`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Wasm calls that run at once (the instance pool's size); more wait for a slot.
+    #[arg(long, value_name = "N", default_value_t = crate::wasm::DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_hooks: u32,
+    /// Bound of compiling a module the node has not seen yet (not charged to the call).
+    #[arg(long, value_name = "DURATION", value_parser = parse_go_duration, default_value = "60s")]
+    pub compile_timeout: Duration,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
+    let limits = args.limits.limits();
+    let rt = super::runtime(cache.runtime_config(
+        Allocator::Pooling {
+            max_instances: args.max_concurrent_hooks,
+        },
+        limits.clone(),
+    ))?;
+    let config = CriProxyConfig {
+        listen: socket_path(&args.listen),
+        runtime_endpoint: socket_path(&args.runtime_endpoint),
+        defaults: limits.hook_settings(),
+        compile_timeout: args.compile_timeout,
+        max_output: limits.max_output,
+        metrics_addr: args.metrics_addr,
+        ..CriProxyConfig::default()
+    };
+    let runtime = super::tokio_runtime(true)?;
+    runtime.block_on(async move {
+        let listen = config.listen.clone();
+        let upstream = config.runtime_endpoint.clone();
+        let proxy = CriProxy::bind(config, rt)
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", listen.display())))?;
+        tracing::info!(
+            listen = %listen.display(),
+            runtime = %upstream.display(),
+            metrics = ?proxy.metrics_addr(),
+            "wasmhook cri: relaying to the runtime; wasm ExecSync runs here"
+        );
+        proxy.serve(shutdown_signal()).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM (systemd's stop) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
