@@ -19,6 +19,7 @@ mod owner;
 pub mod process;
 mod registry;
 pub mod runc;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::fmt;

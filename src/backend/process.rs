@@ -82,7 +82,6 @@ mod launch;
 mod proc;
 mod root;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -102,9 +101,7 @@ use self::root::{
     translate_path,
 };
 pub use super::output::EXEC_OUTPUT_LIMIT;
-use super::registry::{
-    check_name, leave_created, sanitize, wait_killed, Entry, Registry, Status, StatusCell,
-};
+use super::registry::{leave_created, sanitize, wait_killed, Entry, Registry, Status, StatusCell};
 use super::*;
 use crate::lock;
 
@@ -306,56 +303,7 @@ impl Backend for ProcessBackend {
                 dir.path().display()
             ))
         })?;
-        let mut volumes = BTreeMap::new();
-        for v in &spec.volumes {
-            check_name("volume", &v.name)?;
-            if volumes.contains_key(&v.name) {
-                return Err(BackendError::already_exists(format!(
-                    "duplicate volume name \"{}\"",
-                    v.name
-                )));
-            }
-            let host = match &v.source {
-                VolumeSource::EmptyDir => {
-                    let p = dir.path().join("volumes").join(&v.name);
-                    std::fs::create_dir_all(&p).map_err(|e| {
-                        err(format!(
-                            "emptyDir volume \"{}\": creating {}: {e}",
-                            v.name,
-                            p.display()
-                        ))
-                    })?;
-                    p
-                }
-                VolumeSource::HostPath(p) => {
-                    let abs = std::path::absolute(p).map_err(|e| {
-                        err(format!(
-                            "hostPath volume \"{}\": {}: {e}",
-                            v.name,
-                            p.display()
-                        ))
-                    })?;
-                    match std::fs::metadata(&abs) {
-                        Ok(_) => abs,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            return Err(err(format!(
-                                "hostPath volume \"{}\": path \"{}\" does not exist",
-                                v.name,
-                                p.display()
-                            )))
-                        }
-                        Err(e) => {
-                            return Err(err(format!(
-                                "hostPath volume \"{}\": path \"{}\": {e}",
-                                v.name,
-                                p.display()
-                            )))
-                        }
-                    }
-                }
-            };
-            volumes.insert(v.name.clone(), host);
-        }
+        let volumes = volumes::make(dir.path(), &spec.volumes)?;
         let dir = dir.keep();
         let id = dir
             .file_name()

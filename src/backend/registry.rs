@@ -1,6 +1,6 @@
 //! The bookkeeping every backend keeps, written once: the tables of live sandboxes and
 //! containers ([`Registry`]), a container's [`Status`] and how `wait` reads it
-//! ([`Registry::wait`]), names made safe for paths and ids ([`sanitize`], [`check_name`]).
+//! ([`Registry::wait`]), names made safe for paths and ids ([`sanitize`]).
 //!
 //! Rules:
 //! - A container belongs to exactly one live sandbox: [`Registry::add_container`] refuses
@@ -257,14 +257,6 @@ pub(super) fn sanitize(name: &str) -> String {
         "" => "_".into(),
         t => t.to_string(),
     }
-}
-
-/// Reject a name that cannot be one path component (empty, `.`, `..`, `/` or NUL).
-pub(super) fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-        return Err(BackendError::other(format!("invalid {what} name {name:?}")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

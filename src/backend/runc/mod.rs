@@ -77,7 +77,6 @@ mod rootfs;
 pub mod spec;
 mod sweep;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -91,7 +90,7 @@ pub use self::command::available;
 use self::command::{runc_error, runc_failure};
 use self::rootfs::{cgroup_limits_available, remove_bundle};
 pub use super::output::EXEC_OUTPUT_LIMIT;
-use super::registry::{check_name, sanitize, wait_killed, Entry, Registry, Status, StatusCell};
+use super::registry::{sanitize, wait_killed, Entry, Registry, Status, StatusCell};
 use super::*;
 
 /// Default state directory (a tmpfs on most hosts, like `/run/containerd`).
@@ -264,41 +263,7 @@ impl Backend for RuncBackend {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut volumes = BTreeMap::new();
-        for v in &spec.volumes {
-            check_name("volume", &v.name)?;
-            if volumes.contains_key(&v.name) {
-                return Err(BackendError::already_exists(format!(
-                    "duplicate volume name \"{}\"",
-                    v.name
-                )));
-            }
-            let host = match &v.source {
-                VolumeSource::EmptyDir => {
-                    let p = dir.path().join("volumes").join(&v.name);
-                    std::fs::create_dir_all(&p).map_err(|e| {
-                        err(format!(
-                            "emptyDir volume \"{}\": {}: {e}",
-                            v.name,
-                            p.display()
-                        ))
-                    })?;
-                    p
-                }
-                VolumeSource::HostPath(p) => {
-                    let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-                    if !abs.exists() {
-                        return Err(err(format!(
-                            "hostPath volume \"{}\": path \"{}\" does not exist",
-                            v.name,
-                            p.display()
-                        )));
-                    }
-                    abs
-                }
-            };
-            volumes.insert(v.name.clone(), host);
-        }
+        let volumes = volumes::make(dir.path(), &spec.volumes)?;
         let netns = netns::name(&id);
         netns::add(&netns).await?;
         let dir = dir.keep();
