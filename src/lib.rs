@@ -5,6 +5,7 @@
 //! See `ARCHITECTURE.md` for the map. In short:
 //!
 //! - [`manifest`]: Pod manifests in (YAML/JSON), Kubernetes defaults and validation out.
+//! - [`hook`]: the hook types every layer shares (kind, settings); a leaf.
 //! - [`wasm`]: the WebAssembly hook runtime (wasmtime + WASI), with fuel, time and memory limits.
 //! - [`handlers`]: running one lifecycle handler (`exec` through [`wasm`], `httpGet`,
 //!   `tcpSocket`, `sleep` in the host).
@@ -19,6 +20,7 @@ pub mod cri;
 pub mod engine;
 pub mod events;
 pub mod handlers;
+pub mod hook;
 pub mod manifest;
 pub mod wasm;
 

@@ -225,3 +225,106 @@ fn validate_reports_valid_pods_and_field_path_errors() {
     assert_eq!(run.status.code(), Some(2));
     assert!(text(&run.stderr).contains("must be between 1 and 65535"));
 }
+
+/// Run `wasmhook` with stdout a pipe whose read end is closed before it writes (as
+/// `wasmhook ... | head -0` would), and return the exit code and stderr. Callers make it
+/// print more than a pipe's buffer (64 KiB), so at least one write happens after the close
+/// even if the child started writing first.
+fn with_stdout_closed(args: &[&str], cache: &Path) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wasmhook runs");
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap().code(), stderr)
+}
+
+fn assert_quiet_end(what: &str, (code, stderr): (Option<i32>, String)) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{what}: {stderr}"
+    );
+    assert_eq!(code, Some(0), "{what}: {stderr}");
+}
+
+#[test]
+fn validate_ends_quietly_when_stdout_is_closed() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods.yaml");
+    // 600 pods with long names: ~150 KiB of "is valid" lines.
+    let name = "p".repeat(200);
+    let manifest: String = (0..600)
+        .map(|i| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}{i}}}\nspec:\n  \
+                 containers: [{{name: app, image: x, command: [sleep, '1']}}]\n"
+            )
+        })
+        .collect();
+    std::fs::write(&pods, manifest).unwrap();
+    let all = wasmhook(&["validate", pods.to_str().unwrap()], cache.path());
+    assert_eq!(all.status.code(), Some(0), "{}", text(&all.stdout));
+    assert!(all.stdout.len() > 128 << 10, "{}", all.stdout.len());
+    assert_quiet_end(
+        "validate",
+        with_stdout_closed(&["validate", pods.to_str().unwrap()], cache.path()),
+    );
+}
+
+#[test]
+fn hook_run_ends_quietly_when_stdout_is_closed() {
+    let cache = tempfile::tempdir().unwrap();
+    // flood.wat prints far more than the 1 MiB of output kept, so 1 MiB is printed.
+    let flood = wat("flood.wat");
+    for output in ["text", "json"] {
+        assert_quiet_end(
+            output,
+            with_stdout_closed(
+                &["hook", "run", "--output", output, flood.to_str().unwrap()],
+                cache.path(),
+            ),
+        );
+    }
+}
+
+#[test]
+fn compile_prints_nothing_to_stdout_and_survives_closed_pipes() {
+    use std::process::Stdio;
+    let cache = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let cwasm = out_dir.path().join("hello.cwasm");
+    let (module, out) = (wat("hello.wat"), cwasm.to_str().unwrap().to_owned());
+    let args = ["compile", module.to_str().unwrap(), "-o", &out];
+    let printed = wasmhook(&args, cache.path());
+    assert_eq!(printed.status.code(), Some(0), "{}", text(&printed.stderr));
+    assert!(printed.stdout.is_empty());
+    assert!(text(&printed.stderr).starts_with("wasmhook: wrote "));
+    // Its note goes to stderr: closed too, it is not worth a panic.
+    std::fs::remove_file(&cwasm).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wasmhook runs");
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(cwasm.exists());
+}

@@ -14,9 +14,12 @@
 //! - After `remove_sandbox`, nothing the backend created for the pod is left: processes,
 //!   directories, mounts.
 
+mod output;
 mod owner;
 pub mod process;
+mod registry;
 pub mod runc;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,12 +33,80 @@ use crate::events::PodRef;
 
 pub use process::ProcessBackend;
 
-/// Backend errors carry a message meant for the `Failed` event (`Error: <msg>`).
+/// What kind of failure a [`BackendError`] is: what a caller may branch on (the CRI front
+/// maps it to a gRPC code, as containerd's `errdefs` kinds are mapped at one boundary).
+/// Classified once, where the failure is seen (e.g. runc's output in `runc/command.rs`),
+/// never by parsing the message later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The sandbox, container or image does not exist (or no longer does).
+    NotFound,
+    /// The thing to create exists already (a duplicate volume name, a runc id in use).
+    AlreadyExists,
+    /// The backend cannot work at all right now: its runtime binary, the process spawner,
+    /// the child subreaper. Retrying the same call will not help until the host changes.
+    Unavailable,
+    /// Anything else: invalid input, a failed start, an I/O error, a timeout.
+    #[default]
+    Other,
+}
+
+/// A backend failure: the message meant for the `Failed` event (`Error: <msg>`), field 0,
+/// which `Display` prints as is, and its [`ErrorKind`].
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BackendError(pub String);
+pub struct BackendError(pub String, ErrorKind);
+
+impl BackendError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        BackendError(message.into(), kind)
+    }
+
+    /// An [`ErrorKind::Other`] error.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Other, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::AlreadyExists, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.1
+    }
+
+    /// The message, as the event shows it.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+
+    /// The same kind, with `context: ` before the message.
+    pub fn context(self, context: impl std::fmt::Display) -> Self {
+        BackendError(format!("{context}: {}", self.0), self.1)
+    }
+}
 
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;
+
+/// The argv of a native exec, checked the same way in every backend: not empty, no NUL
+/// byte. Returns `argv[0]`.
+fn check_exec_argv(argv: &[String]) -> Result<&str> {
+    let Some(arg0) = argv.first() else {
+        return Err(BackendError::other("exec: no command specified"));
+    };
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(BackendError::other("exec: command contains a NUL byte"));
+    }
+    Ok(arg0)
+}
 
 /// Where a pod volume's data comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,7 +257,7 @@ pub trait Backend: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<ExecOutput> {
         let _ = (id, argv, timeout);
-        Err(BackendError(format!(
+        Err(BackendError::unavailable(format!(
             "the {} backend has no native exec",
             self.name()
         )))

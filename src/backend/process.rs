@@ -78,13 +78,13 @@
 //! When the command exits, what it left in its group is SIGKILLed; at the timeout the whole
 //! group is SIGKILLed and the error is `command timed out`.
 
-mod output;
+mod launch;
 mod proc;
+mod root;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -92,9 +92,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rustix::process::Signal;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
-use self::proc::{Proc, SpawnSpec, Spawner};
+use self::launch::{exec_on_spawner, start_on_spawner};
+use self::proc::{Proc, Spawner};
+use self::root::{
+    force_remove_dir_all, make_root, plan_mounts, remove_dir_blocking, resolve_program,
+    translate_path,
+};
+pub use super::output::EXEC_OUTPUT_LIMIT;
+use super::registry::{leave_created, sanitize, wait_killed, Entry, Registry, Status, StatusCell};
 use super::*;
 use crate::lock;
 
@@ -104,24 +111,13 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The environment variable holding a container's root directory (see the module docs).
 pub const ROOT_ENV: &str = "WASMHOOK_ROOT";
 
-/// Captured stdout, and separately stderr, of a native exec is cut at this size.
-pub const EXEC_OUTPUT_LIMIT: usize = 16 << 20;
-
-/// After a process exits, how long its output readers may still take to reach EOF (only
-/// a process that left the group can hold the pipe that long).
-const OUTPUT_DRAIN_GRACE: Duration = Duration::from_secs(1);
-
-/// How long removal waits for a SIGKILLed container to be reaped before giving up on it
-/// (a process stuck in uninterruptible sleep); it is still reaped later.
-const KILL_WAIT: Duration = Duration::from_secs(10);
-
 /// Configuration of a [`ProcessBackend`].
 #[derive(Clone, Debug, Default)]
 pub struct ProcessBackendConfig {
     /// Where per-pod directories (emptyDir volumes, container roots) go; created if missing.
-    /// Default: a fresh `wasmhook-<pod>-XXXXXX` directory under `$TMPDIR` per pod.
+    /// Default: `None`, a fresh `wasmhook-<pod>-XXXXXX` directory under `$TMPDIR` per pod.
     pub state_dir: Option<PathBuf>,
-    /// Where container output goes, line by line. `None`: output is discarded.
+    /// Where container output goes, line by line. Default: `None`, output is discarded.
     pub logs: Option<UnboundedSender<LogLine>>,
 }
 
@@ -130,21 +126,11 @@ pub struct ProcessBackend {
     config: ProcessBackendConfig,
     /// Started on first use, so constructing a backend is infallible and cheap.
     spawner: OnceLock<Result<Spawner, String>>,
-    state: Mutex<State>,
+    /// Live sandboxes (no data besides the shared) and containers.
+    registry: Registry<(), ContainerEntry>,
     seq: AtomicU64,
     /// Whether stale sandboxes have been swept (on the first `create_sandbox`).
     swept: AtomicBool,
-}
-
-#[derive(Default)]
-struct State {
-    sandboxes: HashMap<String, SandboxEntry>,
-    containers: HashMap<String, Arc<ContainerEntry>>,
-}
-
-struct SandboxEntry {
-    dir: PathBuf,
-    containers: BTreeSet<String>,
 }
 
 struct ContainerEntry {
@@ -157,26 +143,20 @@ struct ContainerEntry {
     env: Vec<(String, String)>,
     cwd: PathBuf,
     root: PathBuf,
-    status: watch::Sender<Status>,
+    status: StatusCell,
     /// The leader once started. Status changes from `Created` happen under this lock.
     leader: Mutex<Option<Arc<Proc>>>,
     /// Native execs in flight, killed with the container.
     execs: Mutex<Vec<Arc<Proc>>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Status {
-    Created,
-    Running,
-    Exited(ExitStatus),
-    /// Never ran, or the backend lost track of it; the message says why.
-    Failed(String),
-    Removed,
-}
+impl Entry for ContainerEntry {
+    fn name(&self) -> &str {
+        &self.name
+    }
 
-impl Status {
-    fn is_final(&self) -> bool {
-        !matches!(self, Status::Created | Status::Running)
+    fn status(&self) -> &StatusCell {
+        &self.status
     }
 }
 
@@ -200,17 +180,17 @@ impl Default for ProcessBackend {
 
 impl fmt::Debug for ProcessBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.state);
+        let (sandboxes, containers) = self.registry.counts();
         f.debug_struct("ProcessBackend")
             .field("config", &self.config)
-            .field("sandboxes", &st.sandboxes.len())
-            .field("containers", &st.containers.len())
+            .field("sandboxes", &sandboxes)
+            .field("containers", &containers)
             .finish()
     }
 }
 
 fn err(msg: impl Into<String>) -> BackendError {
-    BackendError(msg.into())
+    BackendError::other(msg)
 }
 
 impl ProcessBackend {
@@ -218,7 +198,7 @@ impl ProcessBackend {
         ProcessBackend {
             config,
             spawner: OnceLock::new(),
-            state: Mutex::new(State::default()),
+            registry: Registry::default(),
             seq: AtomicU64::new(0),
             swept: AtomicBool::new(false),
         }
@@ -241,63 +221,34 @@ impl ProcessBackend {
                 Spawner::start().map_err(|e| format!("cannot start the process backend: {e}"))
             })
             .as_ref()
-            .map_err(|e| err(e.clone()))
+            .map_err(|e| BackendError::unavailable(e.clone()))
     }
 
     fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn container(&self, id: &ContainerId) -> Option<Arc<ContainerEntry>> {
-        lock(&self.state).containers.get(&id.0).cloned()
-    }
-
-    fn container_or_err(&self, id: &ContainerId) -> Result<Arc<ContainerEntry>> {
-        self.container(id)
-            .ok_or_else(|| err(format!("container \"{id}\" not found")))
-    }
-
     /// Kill, wait for and forget a container; delete its root. Unknown ids are a no-op.
     async fn remove_entry(&self, id: &str) {
-        let Some(entry) = lock(&self.state).containers.remove(id) else {
+        let Some(entry) = self.registry.take_container(id) else {
             return;
         };
         {
-            let leader = lock(&entry.leader);
-            entry.status.send_if_modified(|s| {
-                let created = *s == Status::Created;
-                if created {
-                    *s = Status::Removed;
-                }
-                created
-            });
-            if let Some(p) = leader.as_ref() {
-                let _ = p.signal_group(Signal::KILL);
-            }
+            // Under the leader's lock: a start in flight either ran (and is killed here)
+            // or sees `Removed` and does not run.
+            let _leader = lock(&entry.leader);
+            leave_created(&entry.status, Status::Removed);
         }
-        for p in lock(&entry.execs).iter() {
-            let _ = p.signal_group(Signal::KILL);
-        }
-        let mut rx = entry.status.subscribe();
-        if tokio::time::timeout(KILL_WAIT, rx.wait_for(Status::is_final))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "container {} did not die within {KILL_WAIT:?} of SIGKILL",
-                entry.name
-            );
-        }
-        if let Some(sb) = lock(&self.state).sandboxes.get_mut(&entry.sandbox_id) {
-            sb.containers.remove(id);
-        }
+        entry.kill_all();
+        wait_killed(&entry.status, &entry.name).await;
+        self.registry.forget_container(&entry.sandbox_id, id);
         remove_dir_blocking(entry.root.clone()).await;
     }
 }
 
 impl Drop for ProcessBackend {
     fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let st = self.registry.tables_mut();
         for c in st.containers.values() {
             c.kill_all();
         }
@@ -352,65 +303,13 @@ impl Backend for ProcessBackend {
                 dir.path().display()
             ))
         })?;
-        let mut volumes = BTreeMap::new();
-        for v in &spec.volumes {
-            check_name("volume", &v.name)?;
-            if volumes.contains_key(&v.name) {
-                return Err(err(format!("duplicate volume name \"{}\"", v.name)));
-            }
-            let host = match &v.source {
-                VolumeSource::EmptyDir => {
-                    let p = dir.path().join("volumes").join(&v.name);
-                    std::fs::create_dir_all(&p).map_err(|e| {
-                        err(format!(
-                            "emptyDir volume \"{}\": creating {}: {e}",
-                            v.name,
-                            p.display()
-                        ))
-                    })?;
-                    p
-                }
-                VolumeSource::HostPath(p) => {
-                    let abs = std::path::absolute(p).map_err(|e| {
-                        err(format!(
-                            "hostPath volume \"{}\": {}: {e}",
-                            v.name,
-                            p.display()
-                        ))
-                    })?;
-                    match std::fs::metadata(&abs) {
-                        Ok(_) => abs,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            return Err(err(format!(
-                                "hostPath volume \"{}\": path \"{}\" does not exist",
-                                v.name,
-                                p.display()
-                            )))
-                        }
-                        Err(e) => {
-                            return Err(err(format!(
-                                "hostPath volume \"{}\": path \"{}\": {e}",
-                                v.name,
-                                p.display()
-                            )))
-                        }
-                    }
-                }
-            };
-            volumes.insert(v.name.clone(), host);
-        }
+        let volumes = volumes::make(dir.path(), &spec.volumes)?;
         let dir = dir.keep();
         let id = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("{prefix}{}", self.next_seq()));
-        lock(&self.state).sandboxes.insert(
-            id.clone(),
-            SandboxEntry {
-                dir,
-                containers: BTreeSet::new(),
-            },
-        );
+        self.registry.add_sandbox(id.clone(), dir, ());
         Ok(Sandbox {
             id,
             pod: spec.pod.clone(),
@@ -421,14 +320,13 @@ impl Backend for ProcessBackend {
     }
 
     async fn remove_sandbox(&self, sandbox: &Sandbox) -> Result<()> {
-        let ids: Vec<String> = match lock(&self.state).sandboxes.get(&sandbox.id) {
-            Some(sb) => sb.containers.iter().cloned().collect(),
-            None => return Ok(()),
+        let Some(ids) = self.registry.sandbox_containers(&sandbox.id) else {
+            return Ok(());
         };
         for id in ids {
             self.remove_entry(&id).await;
         }
-        let Some(sb) = lock(&self.state).sandboxes.remove(&sandbox.id) else {
+        let Some(sb) = self.registry.remove_sandbox(&sandbox.id) else {
             return Ok(());
         };
         // Containers created while we were removing the others.
@@ -452,10 +350,7 @@ impl Backend for ProcessBackend {
         sandbox: &Sandbox,
         spec: &ContainerSpec,
     ) -> Result<ContainerId> {
-        let sandbox_dir = match lock(&self.state).sandboxes.get(&sandbox.id) {
-            Some(sb) => sb.dir.clone(),
-            None => return Err(err(format!("sandbox \"{}\" not found", sandbox.id))),
-        };
+        let sandbox_dir = self.registry.sandbox_dir(&sandbox.id)?;
         let fail = |msg: String| {
             err(format!(
                 "failed to create container \"{}\": {msg}",
@@ -550,24 +445,20 @@ impl Backend for ProcessBackend {
             env,
             cwd,
             root: root.clone(),
-            status: watch::Sender::new(Status::Created),
+            status: StatusCell::new(Status::Created),
             leader: Mutex::new(None),
             execs: Mutex::new(Vec::new()),
         });
-        {
-            let mut st = lock(&self.state);
-            if let Some(sb) = st.sandboxes.get_mut(&sandbox.id) {
-                sb.containers.insert(id.clone());
-                st.containers.insert(id.clone(), entry);
-                return Ok(ContainerId(id));
-            }
-        }
-        let _ = force_remove_dir_all(&root);
-        Err(err(format!("sandbox \"{}\" was removed", sandbox.id)))
+        self.registry
+            .add_container(&sandbox.id, id, entry)
+            .map_err(|_| {
+                let _ = force_remove_dir_all(&root);
+                BackendError::not_found(format!("sandbox \"{}\" was removed", sandbox.id))
+            })
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<()> {
-        let entry = self.container_or_err(id)?;
+        let entry = self.registry.container_or_err(id)?;
         let spawner = self.spawner()?;
         let logs = self.config.logs.clone();
         let live = spawner.live_token();
@@ -580,7 +471,7 @@ impl Backend for ProcessBackend {
     async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
         let sig = proc::signal_from_raw(signal)
             .ok_or_else(|| err(format!("invalid signal number {signal}")))?;
-        let Some(entry) = self.container(id) else {
+        let Some(entry) = self.registry.container(id) else {
             return Ok(());
         };
         let leader = lock(&entry.leader).clone();
@@ -593,18 +484,7 @@ impl Backend for ProcessBackend {
     }
 
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
-        let entry = self.container_or_err(id)?;
-        let mut rx = entry.status.subscribe();
-        drop(entry);
-        let status = match rx.wait_for(Status::is_final).await {
-            Ok(s) => s.clone(),
-            Err(_) => Status::Removed,
-        };
-        match status {
-            Status::Exited(st) => Ok(st),
-            Status::Failed(msg) => Err(err(msg)),
-            _ => Err(err(format!("container \"{id}\" was removed before it ran"))),
-        }
+        self.registry.wait(id).await
     }
 
     async fn remove_container(&self, id: &ContainerId) -> Result<()> {
@@ -618,16 +498,8 @@ impl Backend for ProcessBackend {
         argv: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput> {
-        let entry = self.container_or_err(id)?;
-        if *entry.status.borrow() != Status::Running {
-            return Err(err(format!("container \"{}\" is not running", entry.name)));
-        }
-        let Some(arg0) = argv.first() else {
-            return Err(err("exec: no command specified"));
-        };
-        if argv.iter().any(|a| a.contains('\0')) {
-            return Err(err("exec: command contains a NUL byte"));
-        }
+        let entry = self.registry.running(id)?;
+        let arg0 = check_exec_argv(argv)?;
         let path = entry
             .env
             .iter()
@@ -646,360 +518,5 @@ impl Backend for ProcessBackend {
             ))
             .await
             .map_err(|e| err(e.to_string()))?
-    }
-}
-
-/// Runs on the spawner thread.
-fn start_on_spawner(
-    entry: Arc<ContainerEntry>,
-    logs: Option<UnboundedSender<LogLine>>,
-    live: tokio::sync::mpsc::Sender<()>,
-) -> Result<()> {
-    let mut leader = lock(&entry.leader);
-    match &*entry.status.borrow() {
-        Status::Created => {}
-        Status::Removed => return Err(err(format!("container \"{}\" was removed", entry.name))),
-        _ => {
-            return Err(err(format!(
-                "container \"{}\" was already started",
-                entry.name
-            )))
-        }
-    }
-    let spawned = proc::spawn(&SpawnSpec {
-        program: &entry.program,
-        argv: &entry.argv,
-        env: &entry.env,
-        cwd: &entry.cwd,
-        capture: logs.is_some(),
-    });
-    let spawned = match spawned {
-        Ok(s) => s,
-        Err(e) => {
-            let msg = format!(
-                "failed to start container \"{}\": unable to start container process: exec: \
-                 {:?}: {e}",
-                entry.name, entry.argv[0]
-            );
-            entry.status.send_replace(Status::Failed(msg.clone()));
-            return Err(err(msg));
-        }
-    };
-    tracing::debug!(
-        "container {} started as pid {}",
-        entry.id,
-        spawned.proc.pid()
-    );
-    *leader = Some(spawned.proc.clone());
-    entry.status.send_replace(Status::Running);
-    drop(leader);
-
-    let mut readers = Vec::new();
-    if let Some(tx) = logs {
-        if let Some(out) = spawned.stdout {
-            readers.push(tokio::spawn(output::pump_lines(
-                out,
-                tx.clone(),
-                entry.pod.clone(),
-                entry.name.clone(),
-                LogStream::Stdout,
-            )));
-        }
-        if let Some(errp) = spawned.stderr {
-            readers.push(tokio::spawn(output::pump_lines(
-                errp,
-                tx,
-                entry.pod.clone(),
-                entry.name.clone(),
-                LogStream::Stderr,
-            )));
-        }
-    }
-    let proc = spawned.proc;
-    let exit = spawned.exit;
-    tokio::spawn(async move {
-        let _live = live;
-        let notified = exit.exited().await;
-        // Kills the rest of the group, then reaps the leader.
-        let status = match proc.finish() {
-            Some(Ok(st)) => Status::Exited(st),
-            Some(Err(e)) => Status::Failed(format!(
-                "lost track of container \"{}\": {e} ({notified:?})",
-                entry.name
-            )),
-            None => Status::Failed(format!("container \"{}\" reaped twice", entry.name)),
-        };
-        proc::join_within(&mut readers, OUTPUT_DRAIN_GRACE).await;
-        tracing::debug!("container {} ended: {status:?}", entry.id);
-        entry.status.send_replace(status);
-    });
-    Ok(())
-}
-
-/// Runs on the spawner thread.
-async fn exec_on_spawner(
-    entry: Arc<ContainerEntry>,
-    program: PathBuf,
-    argv: Vec<String>,
-    timeout: Duration,
-    mut cancelled: oneshot::Receiver<()>,
-    live: tokio::sync::mpsc::Sender<()>,
-) -> Result<ExecOutput> {
-    let _live = live;
-    let spawned = proc::spawn(&SpawnSpec {
-        program: &program,
-        argv: &argv,
-        env: &entry.env,
-        cwd: &entry.cwd,
-        capture: true,
-    })
-    .map_err(|e| err(format!("exec: {:?}: {e}", argv[0])))?;
-    let proc = spawned.proc;
-    lock(&entry.execs).push(proc.clone());
-    let mut out = spawned
-        .stdout
-        .map(|r| tokio::spawn(output::capture(r, EXEC_OUTPUT_LIMIT)));
-    let mut errs = spawned
-        .stderr
-        .map(|r| tokio::spawn(output::capture(r, EXEC_OUTPUT_LIMIT)));
-    let exited = spawned.exit.exited();
-    tokio::pin!(exited);
-    let outcome = tokio::select! {
-        _ = &mut exited => None,
-        _ = tokio::time::sleep(timeout) => Some("command timed out"),
-        _ = &mut cancelled => Some("exec cancelled"),
-    };
-    if outcome.is_some() {
-        let _ = proc.signal_group(Signal::KILL);
-        let _ = exited.await;
-    }
-    let status = proc.finish();
-    lock(&entry.execs).retain(|p| !Arc::ptr_eq(p, &proc));
-    let collect = |h: &mut Option<tokio::task::JoinHandle<Vec<u8>>>| {
-        let h = h.take();
-        async move {
-            match h {
-                Some(mut h) => match tokio::time::timeout(OUTPUT_DRAIN_GRACE, &mut h).await {
-                    Ok(Ok(v)) => v,
-                    _ => {
-                        h.abort();
-                        Vec::new()
-                    }
-                },
-                None => Vec::new(),
-            }
-        }
-    };
-    let stdout = collect(&mut out).await;
-    let stderr = collect(&mut errs).await;
-    if let Some(msg) = outcome {
-        return Err(err(msg));
-    }
-    let exit_code = match status {
-        Some(Ok(st)) => st.code(),
-        Some(Err(e)) => return Err(err(format!("exec: waiting for {:?}: {e}", argv[0]))),
-        None => return Err(err(format!("exec: {:?} reaped twice", argv[0]))),
-    };
-    Ok(ExecOutput {
-        exit_code,
-        stdout,
-        stderr,
-    })
-}
-
-/// A mount's symlink inside the container root: relative path → host path.
-type Link = (PathBuf, PathBuf);
-
-fn plan_mounts(mounts: &[Mount]) -> std::result::Result<Vec<Link>, String> {
-    let mut links: Vec<Link> = Vec::new();
-    for m in mounts {
-        let cp = &m.container_path;
-        if !cp.is_absolute() {
-            return Err(format!("mount path \"{}\" is not absolute", cp.display()));
-        }
-        let mut rel = PathBuf::new();
-        for c in cp.components() {
-            match c {
-                Component::RootDir | Component::CurDir => {}
-                Component::Normal(n) => rel.push(n),
-                Component::ParentDir | Component::Prefix(_) => {
-                    return Err(format!(
-                        "mount path \"{}\" must not contain \"..\"",
-                        cp.display()
-                    ))
-                }
-            }
-        }
-        if rel.as_os_str().is_empty() {
-            return Err("mount path \"/\" is not supported by the process backend".into());
-        }
-        if !m.host_path.exists() {
-            return Err(format!(
-                "mount source \"{}\" for \"{}\" does not exist",
-                m.host_path.display(),
-                cp.display()
-            ));
-        }
-        let host = std::path::absolute(&m.host_path).map_err(|e| e.to_string())?;
-        for (other, _) in &links {
-            if *other == rel {
-                return Err(format!("duplicate mount path \"{}\"", cp.display()));
-            }
-            if rel.starts_with(other) || other.starts_with(&rel) {
-                return Err(format!(
-                    "mount paths \"/{}\" and \"/{}\" are nested, which the process backend \
-                     cannot represent",
-                    other.display(),
-                    rel.display()
-                ));
-            }
-        }
-        links.push((rel, host));
-    }
-    Ok(links)
-}
-
-fn make_root(root: &Path, links: &[Link]) -> std::result::Result<(), String> {
-    std::fs::create_dir_all(root)
-        .map_err(|e| format!("creating container root {}: {e}", root.display()))?;
-    for (rel, host) in links {
-        let link = root.join(rel);
-        if let Some(parent) = link.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
-        }
-        std::os::unix::fs::symlink(host, &link)
-            .map_err(|e| format!("linking {} to {}: {e}", link.display(), host.display()))?;
-    }
-    Ok(())
-}
-
-/// A container path under a mount becomes the host path inside the volume; any other path
-/// is a host path as is.
-fn translate_path(p: &Path, mounts: &[Mount]) -> PathBuf {
-    mounts
-        .iter()
-        .filter_map(|m| {
-            p.strip_prefix(&m.container_path).ok().map(|rest| {
-                (
-                    m.container_path.components().count(),
-                    m.host_path.join(rest),
-                )
-            })
-        })
-        .max_by_key(|(depth, _)| *depth)
-        .map(|(_, host)| host)
-        .unwrap_or_else(|| p.to_path_buf())
-}
-
-/// Resolve `arg0` like `execvp`: a name through `search` (a `PATH` value), a path with a
-/// slash against `cwd`. Messages follow runc's.
-fn resolve_program(arg0: &str, search: &str, cwd: &Path) -> std::result::Result<PathBuf, String> {
-    if arg0.contains('/') {
-        let p = cwd.join(arg0);
-        return match std::fs::metadata(&p) {
-            Err(e) => Err(format!(
-                "unable to start container process: exec: \"{arg0}\": stat {}: {}",
-                p.display(),
-                io_reason(&e)
-            )),
-            Ok(_) if !is_executable(&p) => Err(format!(
-                "unable to start container process: exec: \"{arg0}\": permission denied"
-            )),
-            Ok(_) => Ok(p),
-        };
-    }
-    for dir in search.split(':').filter(|d| !d.is_empty()) {
-        let candidate = cwd.join(dir).join(arg0);
-        if is_executable(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    Err(format!(
-        "unable to start container process: exec: \"{arg0}\": executable file not found in $PATH"
-    ))
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file())
-        && rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok()
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
-
-fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
-        return Err(err(format!("invalid {what} name {name:?}")));
-    }
-    Ok(())
-}
-
-/// A name safe as one path component.
-fn sanitize(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match s.as_str() {
-        "" | "." | ".." => "_".into(),
-        _ => s,
-    }
-}
-
-async fn remove_dir_blocking(dir: PathBuf) {
-    let shown = dir.display().to_string();
-    match tokio::task::spawn_blocking(move || force_remove_dir_all(&dir)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!("removing {shown}: {e}"),
-        Err(e) => tracing::warn!("removing {shown}: {e}"),
-    }
-}
-
-/// `remove_dir_all` that also copes with directories a container made unwritable, and
-/// with a directory that is already gone. Never follows symlinks.
-fn force_remove_dir_all(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(_) => {}
-    }
-    make_writable(dir);
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        r => r,
-    }
-}
-
-fn make_writable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return;
-    };
-    if !meta.is_dir() {
-        return;
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o700 != 0o700 {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
-    }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                make_writable(&e.path());
-            }
-        }
     }
 }

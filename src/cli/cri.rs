@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::error::{CliError, CliResult};
 use super::hook::{CacheArgs, LimitArgs};
 use crate::cri::{socket_path, CriProxy, CriProxyConfig, DEFAULT_LISTEN, DEFAULT_RUNTIME_ENDPOINT};
-use crate::handlers::HookSettings;
 use crate::manifest::parse_go_duration;
-use crate::wasm::{Allocator, HookRuntime};
+use crate::wasm::Allocator;
 
 #[derive(Args, Debug)]
 // The CRI caps stdout and stderr at 16 MiB each; `wasmhook run` keeps 1 MiB per hook.
@@ -36,46 +36,30 @@ pub struct CriArgs {
     pub limits: LimitArgs,
 }
 
-pub fn cri(args: CriArgs, cache: &CacheArgs) -> ExitCode {
+pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
     let limits = args.limits.limits();
-    let rt = match HookRuntime::new(cache.runtime_config(
+    let rt = super::runtime(cache.runtime_config(
         Allocator::Pooling {
             max_instances: args.max_concurrent_hooks,
         },
         limits.clone(),
-    )) {
-        Ok(rt) => rt,
-        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
-    };
+    ))?;
     let config = CriProxyConfig {
         listen: socket_path(&args.listen),
         runtime_endpoint: socket_path(&args.runtime_endpoint),
-        defaults: HookSettings {
-            timeout: limits.timeout,
-            fuel: limits.fuel,
-            max_memory: limits.max_memory,
-            allow_network: limits.allow_network,
-            ..HookSettings::default()
-        },
+        defaults: limits.hook_settings(),
         compile_timeout: args.compile_timeout,
         max_output: limits.max_output,
         metrics_addr: args.metrics_addr,
         ..CriProxyConfig::default()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
-    };
+    let runtime = super::tokio_runtime(true)?;
     runtime.block_on(async move {
         let listen = config.listen.clone();
         let upstream = config.runtime_endpoint.clone();
-        let proxy = match CriProxy::bind(config, rt).await {
-            Ok(p) => p,
-            Err(e) => return super::fail(format!("cannot listen on {}: {e}", listen.display()), 1),
-        };
+        let proxy = CriProxy::bind(config, rt)
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", listen.display())))?;
         tracing::info!(
             listen = %listen.display(),
             runtime = %upstream.display(),
@@ -83,7 +67,7 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> ExitCode {
             "wasmhook cri: relaying to the runtime; wasm ExecSync runs here"
         );
         proxy.serve(shutdown_signal()).await;
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     })
 }
 

@@ -4,17 +4,17 @@
 //! allocator's set-up would cost more than the hook) and the disk cache (a second run
 //! deserializes instead of compiling).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::error::{message, CliError, CliResult, Stdout};
 use crate::manifest::{parse_go_duration, parse_quantity_bytes};
 use crate::wasm::{
-    default_cache_dir, Allocator, ExecOutcome, ExecStatus, HookRuntime, Invocation, Limits,
-    LoadError, Preopen, RuntimeConfig,
+    default_cache_dir, Allocator, ExecOutcome, ExecStatus, Invocation, Limits, LoadError, Preopen,
+    RuntimeConfig,
 };
 
 /// Exit codes of `hook run` besides the hook's own, as `timeout(1)` and shells use them.
@@ -148,22 +148,14 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> ExitCode {
-    let rt = match HookRuntime::new(cache.runtime_config(Allocator::OnDemand, args.limits.limits()))
-    {
-        Ok(rt) => rt,
-        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
-    };
-    let module = match rt.load_file(&args.module) {
-        Ok(m) => m,
-        Err(e) => {
-            let code = match e {
-                LoadError::NotFound(_) => exit::NOT_FOUND,
-                _ => exit::INVALID_MODULE,
-            };
-            return super::fail(e.to_string(), code);
-        }
-    };
+/// Run the hook; its output goes to stdout (text: as it printed it; json: one object), and
+/// its exit code becomes ours ([`exit_code`]).
+pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> CliResult {
+    let rt = super::runtime(cache.runtime_config(Allocator::OnDemand, args.limits.limits()))?;
+    let module = rt.load_file(&args.module).map_err(|e| match e {
+        LoadError::NotFound(_) => CliError::ModuleNotFound(e.to_string()),
+        _ => CliError::InvalidModule(e.to_string()),
+    })?;
     let argv0 = args
         .module
         .file_name()
@@ -178,35 +170,37 @@ pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> ExitCode {
         cancel: None,
         netns: None,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
-    };
+    let runtime = super::tokio_runtime(false)?;
     let outcome = runtime.block_on(rt.run(&module, invocation));
+    let mut out = Stdout::lock();
     match args.output {
         OutputFormat::Text => {
-            let _ = std::io::stdout().write_all(&outcome.output_with_marker());
+            out.bytes(&outcome.output_with_marker())?;
             if !outcome.is_success() {
-                eprintln!("wasmhook: {}: {}", module.name(), outcome.status);
+                message(format_args!("{}: {}", module.name(), outcome.status));
             }
         }
-        OutputFormat::Json => println!("{}", outcome_json(&module, &outcome)),
+        OutputFormat::Json => out.line(outcome_json(&module, &outcome))?,
     }
-    ExitCode::from(exit_code(&outcome))
+    out.flush()?;
+    Ok(ExitCode::from(exit_code(&outcome)))
 }
 
-/// The process exit code for a hook outcome (see [`exit`]).
+/// The process exit code for a hook outcome (see [`exit`]): the hook's own code when it
+/// has one (1 when it does not fit a byte), else the code of what stopped it. Exhaustive,
+/// without a wildcard arm: a new [`ExecStatus`] must choose its code here.
 pub fn exit_code(outcome: &ExecOutcome) -> u8 {
     match &outcome.status {
+        ExecStatus::Success => 0,
+        ExecStatus::Exited(n) => u8::try_from(*n).unwrap_or(1),
+        ExecStatus::Failed(_) => 1,
         ExecStatus::TimedOut(_) => exit::TIMED_OUT,
         ExecStatus::Error(_) => exit::INVALID_MODULE,
-        _ => match outcome.exit_code() {
-            Some(code) => u8::try_from(code).unwrap_or(1),
-            None => exit::LIMIT_OR_TRAP,
-        },
+        ExecStatus::FuelExhausted(_)
+        | ExecStatus::MemoryLimit(_)
+        | ExecStatus::TableLimit(_)
+        | ExecStatus::Trap(_)
+        | ExecStatus::Cancelled => exit::LIMIT_OR_TRAP,
     }
 }
 
@@ -227,35 +221,25 @@ pub fn outcome_json(module: &crate::wasm::HookModule, o: &ExecOutcome) -> String
     .to_string()
 }
 
-pub fn compile(args: CompileArgs, cache: &CacheArgs) -> ExitCode {
-    let bytes = match std::fs::read(&args.module) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return super::fail(
-                LoadError::NotFound(args.module).to_string(),
-                exit::NOT_FOUND,
-            )
+/// Write the precompiled module; nothing goes to stdout, `wrote <file>` to stderr.
+pub fn compile(args: CompileArgs, cache: &CacheArgs) -> CliResult {
+    let bytes = std::fs::read(&args.module).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            CliError::ModuleNotFound(LoadError::NotFound(args.module.clone()).to_string())
         }
-        Err(e) => return super::fail(format!("{}: {e}", args.module.display()), 1),
-    };
-    let rt = match HookRuntime::new(cache.runtime_config(Allocator::OnDemand, Limits::default())) {
-        Ok(rt) => rt,
-        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
-    };
+        _ => CliError::Failed(format!("{}: {e}", args.module.display())),
+    })?;
+    let rt = super::runtime(cache.runtime_config(Allocator::OnDemand, Limits::default()))?;
     let out = args
         .output
         .unwrap_or_else(|| args.module.with_extension("cwasm"));
-    match rt.precompile(&bytes) {
-        Ok(cwasm) => match std::fs::write(&out, cwasm) {
-            Ok(()) => {
-                eprintln!("wrote {}", out.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => super::fail(format!("{}: {e}", out.display()), 1),
-        },
-        Err(e) => super::fail(
-            format!("{}: invalid hook module: {e}", args.module.display()),
-            exit::INVALID_MODULE,
-        ),
-    }
+    let cwasm = rt.precompile(&bytes).map_err(|e| {
+        CliError::InvalidModule(format!(
+            "{}: invalid hook module: {e}",
+            args.module.display()
+        ))
+    })?;
+    std::fs::write(&out, cwasm).map_err(|e| CliError::Failed(format!("{}: {e}", out.display())))?;
+    message(format_args!("wrote {}", out.display()));
+    Ok(ExitCode::SUCCESS)
 }

@@ -10,9 +10,14 @@
 //!
 //! Exit codes: `run` 0 (pod succeeded or stopped cleanly), 1 (pod failed), 2 (invalid manifest
 //! or usage); `validate` 0 or 2; `hook run` the hook's exit code, or 124 (timeout), 125 (other
-//! limit or trap), 126 (invalid module), 127 (module not found).
+//! limit or trap), 126 (invalid module), 127 (module not found). Every command: 0 when stdout
+//! is closed early (`| head`), 1 when it cannot start (wasm engine, async runtime).
+//!
+//! Errors are reported in one place: subcommands return [`CliResult`], and [`main`] prints
+//! one `wasmhook: ` message and maps the error to its exit code ([`error`]).
 
 pub mod cri;
+pub mod error;
 pub mod hook;
 pub mod run;
 pub mod validate;
@@ -20,6 +25,8 @@ pub mod validate;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use error::{CliError, CliResult};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,13 +73,14 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing();
-    match cli.command {
+    let result = match cli.command {
         Command::Run(args) => run::run(args, &cli.cache),
         Command::Validate(args) => validate::validate(args, &cli.cache),
         Command::Hook(HookCommand::Run(args)) => hook::hook_run(args, &cli.cache),
         Command::Compile(args) => hook::compile(args, &cli.cache),
         Command::Cri(args) => cri::cri(args, &cli.cache),
-    }
+    };
+    result.unwrap_or_else(|e| e.report())
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
@@ -87,8 +95,22 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Print `wasmhook: <msg>` to stderr and return `code`.
-pub(crate) fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
-    eprintln!("wasmhook: {msg}");
-    ExitCode::from(code)
+/// The wasm runtime of a command, or the error that stops it.
+pub(crate) fn runtime(
+    config: crate::wasm::RuntimeConfig,
+) -> Result<crate::wasm::HookRuntime, CliError> {
+    crate::wasm::HookRuntime::new(config)
+        .map_err(|e| CliError::Failed(format!("cannot create the wasm engine: {e}")))
+}
+
+/// The async runtime of a command (`multi`: a worker per core, else one thread).
+pub(crate) fn tokio_runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut b = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
 }

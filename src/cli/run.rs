@@ -18,6 +18,7 @@ use clap::{Args, ValueEnum};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use super::error::{message, warn, CliError, CliResult};
 use super::hook::{CacheArgs, LimitArgs, OutputFormat};
 use super::validate::{check, ManifestArgs};
 use crate::backend::process::ProcessBackendConfig;
@@ -27,7 +28,7 @@ use crate::engine::{BackoffConfig, Engine, EngineConfig, PodPhase, PodStatus};
 use crate::events::{
     render_hook_json, render_hook_text, render_json, render_text, Record, Recorder,
 };
-use crate::handlers::{Handlers, HookSettings};
+use crate::handlers::Handlers;
 use crate::manifest::parse_go_duration;
 use crate::wasm::{Allocator, HookRuntime};
 
@@ -74,52 +75,33 @@ pub struct RunArgs {
     pub limits: LimitArgs,
 }
 
-pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
-    if !(args.backoff_scale > 0.0 && args.backoff_scale.is_finite()) {
-        return super::fail("--backoff-scale must be a positive number", 2);
-    }
+/// Messages (warnings, invalid manifests, stop notices) go to stderr; the event stream and
+/// the final statuses to stdout, where write errors are ignored: the pods run to their end
+/// whether or not anyone still reads.
+pub fn run(args: RunArgs, cache: &CacheArgs) -> CliResult {
+    let backoff = BackoffConfig::try_scaled(args.backoff_scale)
+        .map_err(|e| CliError::Usage(format!("--backoff-scale {e}")))?;
     let limits = args.limits.limits();
-    let rt = match HookRuntime::new(cache.runtime_config(
+    let rt = super::runtime(cache.runtime_config(
         Allocator::Pooling {
             max_instances: args.max_concurrent_hooks,
         },
         limits.clone(),
-    )) {
-        Ok(rt) => rt,
-        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
-    };
+    ))?;
     let report = check(&args.files, &args.manifest, &rt);
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
+    report.warnings.iter().for_each(warn);
     if !report.is_valid() {
-        for e in &report.errors {
-            eprintln!("{e}");
-        }
-        return ExitCode::from(2);
+        return Err(CliError::InvalidManifest(report.errors));
     }
     if args.backend == BackendKind::Runc {
-        if let Err(e) = crate::backend::runc::available(None) {
-            return super::fail(format!("--backend runc: {e}"), 1);
-        }
+        crate::backend::runc::available(None)
+            .map_err(|e| CliError::Failed(format!("--backend runc: {e}")))?;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return super::fail(format!("cannot start the async runtime: {e}"), 1),
-    };
+    let runtime = super::tokio_runtime(true)?;
     let config = EngineConfig {
-        hook_defaults: HookSettings {
-            timeout: limits.timeout,
-            fuel: limits.fuel,
-            max_memory: limits.max_memory,
-            allow_network: limits.allow_network,
-            ..HookSettings::default()
-        },
+        hook_defaults: limits.hook_settings(),
         hooks_dir: args.manifest.hooks_dir.clone(),
-        backoff: BackoffConfig::scaled(args.backoff_scale),
+        backoff,
     };
     let statuses = runtime.block_on(run_pods(&args, rt, config, report.pods));
     let code = statuses
@@ -127,7 +109,7 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> ExitCode {
         .map(|s| u8::from(!(s.phase == PodPhase::Succeeded || s.stopped_cleanly())))
         .max()
         .unwrap_or(0);
-    ExitCode::from(code)
+    Ok(ExitCode::from(code))
 }
 
 async fn run_pods(
@@ -186,7 +168,7 @@ async fn run_pods(
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            eprintln!("wasmhook: second interrupt, killing now");
+            message("second interrupt, killing now");
             for s in &stops {
                 s.kill();
             }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::error::{warn, CliResult, Stdout};
 use super::hook::CacheArgs;
 use crate::manifest::{check_files, CheckReport, LoadOptions, UnknownFields};
 use crate::wasm::{Allocator, HookRuntime, Limits};
@@ -48,24 +49,23 @@ pub fn check(files: &[PathBuf], manifest: &ManifestArgs, rt: &HookRuntime) -> Ch
     check_files(files, &manifest.load_options(), &check_module)
 }
 
-pub fn validate(args: ValidateArgs, cache: &CacheArgs) -> ExitCode {
-    let rt = match HookRuntime::new(cache.runtime_config(Allocator::OnDemand, Limits::default())) {
-        Ok(rt) => rt,
-        Err(e) => return super::fail(format!("cannot create the wasm engine: {e}"), 1),
-    };
+/// The verdict is the output: one line per valid pod, then one per error, on stdout.
+/// Warnings (unknown fields with `--allow-unknown-fields`) go to stderr.
+pub fn validate(args: ValidateArgs, cache: &CacheArgs) -> CliResult {
+    let rt = super::runtime(cache.runtime_config(Allocator::OnDemand, Limits::default()))?;
     let report = check(&args.files, &args.manifest, &rt);
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
+    report.warnings.iter().for_each(warn);
+    let mut out = Stdout::lock();
     for line in report.valid_lines() {
-        println!("{line}");
+        out.line(line)?;
     }
     for e in &report.errors {
-        println!("{e}");
+        out.line(e)?;
     }
-    if report.is_valid() {
+    out.flush()?;
+    Ok(if report.is_valid() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
-    }
+    })
 }

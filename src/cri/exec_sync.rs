@@ -30,7 +30,7 @@ use super::metrics::Outcome;
 use super::proto::{ExecSyncRequest, ExecSyncResponse};
 use super::resolve::{self, CommandKind};
 use super::{status, Shared};
-use crate::handlers::{HookKind, HookSettings};
+use crate::hook::{HookKind, HookSettings};
 use crate::wasm::{ExecStatus, HookIdentity, Invocation, Limits, Preopen};
 
 /// The proxy's reply to `body` (an `ExecSyncRequest`), or `None` to forward it.

@@ -50,7 +50,7 @@ use prost::Message;
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::HookSettings;
+use crate::hook::HookSettings;
 use crate::wasm::HookRuntime;
 use context::Contexts;
 use grpc::Body;

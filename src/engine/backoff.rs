@@ -7,12 +7,23 @@
 
 use std::time::{Duration, Instant};
 
-/// Back-off constants. [`BackoffConfig::scaled`] shrinks them for demos and tests.
+/// Back-off constants. [`BackoffConfig::scaled`] shrinks them for demos and tests;
+/// [`BackoffConfig::try_scaled`] is where a user-given factor is checked.
+///
+/// Defaults: the kubelet's, 10 s doubling to 300 s.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BackoffConfig {
+    /// The wait before the second restart (the first is immediate). Default: 10 s.
     pub initial: Duration,
+    /// The cap of the doubling; twice this without an exit resets the sequence.
+    /// Default: 300 s.
     pub max: Duration,
 }
+
+/// A back-off scale that is not a positive finite number (or makes the delays overflow).
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[error("must be a positive number, not {0}")]
+pub struct InvalidScale(pub f64);
 
 impl Default for BackoffConfig {
     fn default() -> Self {
@@ -24,7 +35,26 @@ impl Default for BackoffConfig {
 }
 
 impl BackoffConfig {
+    /// The kubelet's values multiplied by `factor`, which must be positive and finite, e.g.
+    /// 0.01: 100 ms … 3 s. `Err` otherwise (and for a factor so large that the delays do
+    /// not fit a [`Duration`]).
+    pub fn try_scaled(factor: f64) -> Result<Self, InvalidScale> {
+        let d = BackoffConfig::default();
+        let ok = factor > 0.0 && factor.is_finite();
+        match (
+            ok.then(|| Duration::try_from_secs_f64(d.initial.as_secs_f64() * factor)),
+            ok.then(|| Duration::try_from_secs_f64(d.max.as_secs_f64() * factor)),
+        ) {
+            (Some(Ok(initial)), Some(Ok(max))) => Ok(BackoffConfig { initial, max }),
+            _ => Err(InvalidScale(factor)),
+        }
+    }
+
     /// The kubelet's values multiplied by `factor` (e.g. 0.01: 100 ms … 3 s).
+    ///
+    /// # Panics
+    /// When `factor` is negative, not finite, or too large; check a user-given factor with
+    /// [`BackoffConfig::try_scaled`].
     pub fn scaled(factor: f64) -> Self {
         let d = BackoffConfig::default();
         BackoffConfig {
@@ -97,6 +127,18 @@ mod tests {
         b.restarted(t + Duration::from_secs(599));
         let later = t + Duration::from_secs(599 + 601);
         assert_eq!(b.next_delay(&c, later), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_scale_must_be_positive_and_finite() {
+        assert_eq!(
+            BackoffConfig::try_scaled(0.01),
+            Ok(BackoffConfig::scaled(0.01))
+        );
+        assert_eq!(BackoffConfig::try_scaled(1.0), Ok(BackoffConfig::default()));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert!(BackoffConfig::try_scaled(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -38,16 +38,22 @@ pub use status::{ContainerState, ContainerStatus, PodPhase, PodStatus};
 
 use crate::backend::Backend;
 use crate::events::Recorder;
-use crate::handlers::{Handlers, HookSettings};
+use crate::handlers::Handlers;
+use crate::hook::HookSettings;
 use crate::manifest::ManifestPod;
 
-/// Engine-wide settings.
+/// Engine-wide settings. Every field has a default (`EngineConfig::default()`), so an
+/// embedder sets only what it changes.
 #[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
     /// Hook settings under the pod annotations (CLI flags set them).
+    /// Default: [`HookSettings::default`] (30 s, no fuel, 64 MiB, no network, statuses
+    /// ignored).
     pub hook_defaults: HookSettings,
     /// Where exec hook modules are looked up after the manifest's directory.
+    /// Default: `None`, only the manifest's directory.
     pub hooks_dir: Option<PathBuf>,
+    /// The crash-loop back-off. Default: the kubelet's, 10 s doubling to 300 s.
     pub backoff: BackoffConfig,
 }
 

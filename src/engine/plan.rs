@@ -10,7 +10,8 @@ use super::status::ContainerRole;
 use super::EngineConfig;
 use crate::backend::{ContainerSpec, Mount, Sandbox, VolumeSource, VolumeSpec};
 use crate::events::PodRef;
-use crate::handlers::{Hook, HookKind, HookMount, HookSettings, HookTarget};
+use crate::handlers::{Hook, HookMount, HookTarget};
+use crate::hook::{HookKind, HookSettings};
 use crate::manifest::{annotations, resolve_module, ManifestPod};
 
 /// `spec.restartPolicy`.

@@ -79,6 +79,44 @@ pub struct PodStatus {
     pub stop_requested: bool,
 }
 
+/// The status of a pod that is over, from each container's last status and the message of
+/// its last postStart failure (`hook_error`). A container caught waiting for a restart shows
+/// its last exit instead. The phase is `Failed` when `init_failed` (an init container failed
+/// for good) or an app container's last exit was not 0, else `Succeeded`.
+pub(crate) fn final_status(
+    pod: String,
+    containers: impl IntoIterator<Item = (ContainerStatus, Option<String>)>,
+    init_failed: bool,
+    stop_requested: bool,
+) -> PodStatus {
+    let containers: Vec<ContainerStatus> = containers
+        .into_iter()
+        .map(|(mut status, hook_error)| {
+            if let (ContainerState::Waiting { .. }, Some(code)) =
+                (&status.state, status.last_exit_code)
+            {
+                status.state = ContainerState::terminated(code, hook_error);
+            }
+            status
+        })
+        .collect();
+    let all_zero = containers
+        .iter()
+        .filter(|c| c.role == ContainerRole::App)
+        .all(|c| c.last_exit_code == Some(0));
+    let phase = if init_failed || !all_zero {
+        PodPhase::Failed
+    } else {
+        PodPhase::Succeeded
+    };
+    PodStatus {
+        pod,
+        phase,
+        containers,
+        stop_requested,
+    }
+}
+
 impl PodStatus {
     /// Stopped on request and every container stopped by its stop signal, without SIGKILL.
     pub fn stopped_cleanly(&self) -> bool {
@@ -164,5 +202,73 @@ impl PodStatus {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(role: ContainerRole, state: ContainerState, last: Option<i32>) -> ContainerStatus {
+        ContainerStatus {
+            name: "c".into(),
+            role,
+            restart_count: 0,
+            state,
+            last_exit_code: last,
+            killed: false,
+        }
+    }
+
+    #[test]
+    fn a_final_status_shows_last_exits_and_picks_the_phase() {
+        let waiting = ContainerState::waiting("CrashLoopBackOff");
+        let done = final_status(
+            "p".into(),
+            [
+                (
+                    status(
+                        ContainerRole::Init,
+                        ContainerState::terminated(0, None),
+                        Some(0),
+                    ),
+                    None,
+                ),
+                (status(ContainerRole::App, waiting.clone(), Some(0)), None),
+            ],
+            false,
+            true,
+        );
+        assert_eq!(done.phase, PodPhase::Succeeded);
+        assert_eq!(
+            done.containers[1].state,
+            ContainerState::terminated(0, None)
+        );
+        assert!(done.stop_requested);
+
+        let hook = Some("hook failed".to_string());
+        let failed = final_status(
+            "p".into(),
+            [(
+                status(ContainerRole::App, waiting.clone(), Some(137)),
+                hook.clone(),
+            )],
+            false,
+            false,
+        );
+        assert_eq!(failed.phase, PodPhase::Failed);
+        assert_eq!(
+            failed.containers[0].state,
+            ContainerState::terminated(137, hook)
+        );
+
+        let never_ran = final_status(
+            "p".into(),
+            [(status(ContainerRole::App, waiting.clone(), None), None)],
+            true,
+            false,
+        );
+        assert_eq!(never_ran.phase, PodPhase::Failed);
+        assert_eq!(never_ran.containers[0].state, waiting);
     }
 }

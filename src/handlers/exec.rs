@@ -11,9 +11,7 @@ use std::time::Instant;
 
 use super::{HookContext, HookOutcome};
 use crate::events::go_quote;
-use crate::wasm::{
-    ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Limits, Preopen,
-};
+use crate::wasm::{ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Preopen};
 
 pub async fn run(
     rt: &HookRuntime,
@@ -61,13 +59,7 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
                 volume: Some(m.volume.clone()),
             })
             .collect(),
-        limits: Limits {
-            timeout: s.timeout,
-            fuel: s.fuel,
-            max_memory: s.max_memory,
-            allow_network: s.allow_network,
-            ..rt.config().default_limits.clone()
-        },
+        limits: rt.config().default_limits.clone().with_hook_settings(s),
         identity: Some(HookIdentity {
             pod: t.pod.clone(),
             container: t.container.clone(),
@@ -80,10 +72,12 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
     }
 }
 
-/// The kubelet-style `<err>` of a failed call, `None` on success.
+/// The kubelet-style `<err>` of a failed call, `None` on success. Exhaustive, without a
+/// wildcard arm: a new [`ExecStatus`] must choose its wording here.
 fn error_text(argv: &[String], outcome: &ExecOutcome) -> Option<String> {
     let cmd = argv.join(" ");
-    Some(match &outcome.status {
+    let status = &outcome.status;
+    Some(match status {
         ExecStatus::Success => return None,
         ExecStatus::Exited(n) => format!(
             "command '{cmd}' exited with {n}: {}",
@@ -92,7 +86,12 @@ fn error_text(argv: &[String], outcome: &ExecOutcome) -> Option<String> {
         ExecStatus::Trap(trap) => format!("command '{cmd}' trapped: {trap}"),
         ExecStatus::Failed(msg) => format!("command '{cmd}' failed: {msg}"),
         ExecStatus::Error(msg) => format!("command '{cmd}' could not run: {msg}"),
-        other => format!("command '{cmd}' stopped: {other}"),
+        // The limits the kubelet does not have: "stopped: <limit>".
+        ExecStatus::TimedOut(_)
+        | ExecStatus::FuelExhausted(_)
+        | ExecStatus::MemoryLimit(_)
+        | ExecStatus::TableLimit(_)
+        | ExecStatus::Cancelled => format!("command '{cmd}' stopped: {status}"),
     })
 }
 
@@ -110,7 +109,8 @@ fn failure_message(argv: &[String], ctx: &HookContext, err: &str, output: &[u8])
 mod tests {
     use super::*;
     use crate::events::PodRef;
-    use crate::handlers::{HookKind, HookMount, HookSettings, HookTarget};
+    use crate::handlers::{HookMount, HookTarget};
+    use crate::hook::{HookKind, HookSettings};
     use crate::wasm::{Allocator, RuntimeConfig};
 
     #[test]

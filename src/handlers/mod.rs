@@ -15,7 +15,6 @@ pub mod http;
 pub mod sleep;
 pub mod tcp;
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,29 +26,9 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Event, PodRef};
 use crate::wasm::HookRuntime;
 
-/// Which hook of a container is running.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum HookKind {
-    #[default]
-    PostStart,
-    PreStop,
-}
-
-impl HookKind {
-    /// The manifest spelling, also used for `WASMHOOK_HOOK` and annotation suffixes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::PostStart => "postStart",
-            HookKind::PreStop => "preStop",
-        }
-    }
-}
-
-impl fmt::Display for HookKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The shared hook types live in [`crate::hook`] (so `wasm` and `manifest` need not import
+/// `handlers`); re-exported here for the public paths `handlers::HookKind` etc.
+pub use crate::hook::{HookKind, HookSettings, HttpStatusMode};
 
 /// A volume mount as a hook sees it: the host directory preopened at the container path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,42 +57,6 @@ pub struct HookTarget {
     /// The pod's network namespace, when the backend gives it one: httpGet and tcpSocket
     /// connect from inside it (see [`tcp::dial`]).
     pub netns: Option<PathBuf>,
-}
-
-/// Whether an httpGet hook looks at the status code (`wasmhook.dev/http-status`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum HttpStatusMode {
-    /// The kubelet's behaviour: only transport errors fail.
-    #[default]
-    Ignore,
-    /// A status outside 200..=399 fails the hook, as for probes.
-    Strict,
-}
-
-/// Limits and switches of one hook run, after annotations and engine defaults are merged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HookSettings {
-    /// Wall-clock bound of the whole hook, host calls included.
-    pub timeout: Duration,
-    /// Instruction budget for wasm hooks; `None` disables fuel metering.
-    pub fuel: Option<u64>,
-    /// Linear memory cap for wasm hooks, in bytes.
-    pub max_memory: u64,
-    /// Whether a wasm hook gets WASI sockets.
-    pub allow_network: bool,
-    pub http_status: HttpStatusMode,
-}
-
-impl Default for HookSettings {
-    fn default() -> Self {
-        HookSettings {
-            timeout: Duration::from_secs(30),
-            fuel: None,
-            max_memory: 64 << 20,
-            allow_network: false,
-            http_status: HttpStatusMode::Ignore,
-        }
-    }
 }
 
 /// Everything one handler run needs besides the handler itself.

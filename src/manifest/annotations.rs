@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::units::{parse_go_duration, parse_quantity_bytes};
 use super::{BadValue, FieldError};
-use crate::handlers::{HookKind, HookSettings, HttpStatusMode};
+use crate::hook::{HookKind, HookSettings, HttpStatusMode};
 
 /// The annotation namespace wasmhook owns.
 pub const PREFIX: &str = "wasmhook.dev/";
@@ -117,8 +117,24 @@ fn split_key(name: &str) -> Key<'_> {
     }
 }
 
-fn annotations(pod: &Pod) -> Option<&BTreeMap<String, String>> {
-    pod.metadata.annotations.as_ref()
+/// What carries a pod's annotations: a k8s [`Pod`] (the engine, `validate`), or the bare
+/// map (the CRI front reads it from containerd's `PodSandboxStatus`, where there is no
+/// `Pod`). [`hook_settings`] and [`native_exec_allowed`] take either.
+pub trait PodAnnotations {
+    /// The annotation map, `None` when there is none.
+    fn annotations(&self) -> Option<&BTreeMap<String, String>>;
+}
+
+impl PodAnnotations for BTreeMap<String, String> {
+    fn annotations(&self) -> Option<&BTreeMap<String, String>> {
+        Some(self)
+    }
+}
+
+impl PodAnnotations for Pod {
+    fn annotations(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.annotations.as_ref()
+    }
 }
 
 fn container_names(pod: &Pod) -> Vec<&str> {
@@ -134,7 +150,7 @@ fn container_names(pod: &Pod) -> Vec<&str> {
 
 /// Check every `wasmhook.dev/` annotation; push one error per problem.
 pub(super) fn validate(pod: &Pod, errs: &mut Vec<FieldError>) {
-    let Some(map) = annotations(pod) else { return };
+    let Some(map) = pod.annotations() else { return };
     let containers = container_names(pod);
     for (key, value) in map {
         let Some(name) = key.strip_prefix(PREFIX) else {
@@ -221,13 +237,16 @@ fn lookup(
 
 /// The settings of one hook: `defaults` overridden by pod-wide, then per-container, then
 /// per-hook annotations. Assumes the pod was validated (unparsable values are skipped).
+///
+/// `pod` is anything with annotations: a `Pod`, or the bare map (`&BTreeMap<String,
+/// String>`) when there is no `Pod`; [`hook_settings_from`] also serves exec probes.
 pub fn hook_settings(
-    pod: &Pod,
+    pod: &(impl PodAnnotations + ?Sized),
     container: &str,
     kind: HookKind,
     defaults: &HookSettings,
 ) -> HookSettings {
-    match annotations(pod) {
+    match pod.annotations() {
         Some(map) => hook_settings_from(map, container, Some(kind), defaults),
         None => defaults.clone(),
     }
@@ -258,8 +277,43 @@ pub fn hook_settings_from(
 
 /// `wasmhook.dev/native-exec: "true"`: the pod allows the native exec fallback (the engine
 /// must enable it too).
-pub fn native_exec_allowed(pod: &Pod) -> bool {
-    annotations(pod)
+pub fn native_exec_allowed(pod: &(impl PodAnnotations + ?Sized)) -> bool {
+    pod.annotations()
         .and_then(|m| m.get(NATIVE_EXEC))
         .is_some_and(|v| v == "true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_annotation_map_resolves_like_its_pod() {
+        let map: BTreeMap<String, String> = [
+            ("wasmhook.dev/hook-timeout", "5s"),
+            ("wasmhook.dev/hook-timeout.app.preStop", "1m"),
+            ("wasmhook.dev/hook-network.app", "allow"),
+            ("wasmhook.dev/native-exec", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut pod = Pod::default();
+        pod.metadata.annotations = Some(map.clone());
+        let d = HookSettings::default();
+        for kind in [HookKind::PostStart, HookKind::PreStop] {
+            assert_eq!(
+                hook_settings(&map, "app", kind, &d),
+                hook_settings(&pod, "app", kind, &d)
+            );
+        }
+        let pre = hook_settings(&map, "app", HookKind::PreStop, &d);
+        assert_eq!(pre.timeout, Duration::from_secs(60));
+        assert!(pre.allow_network);
+        assert!(native_exec_allowed(&map));
+        assert_eq!(
+            hook_settings(&Pod::default(), "app", HookKind::PreStop, &d),
+            d
+        );
+    }
 }

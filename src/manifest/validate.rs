@@ -11,6 +11,9 @@
 //!   what wasmhook needs, so they are never mistaken for API server verdicts.
 //! - `check_module` is only called for exec handlers that would run (regular containers and
 //!   `restartPolicy: Always` init containers, the handler actually dispatched).
+//!
+//! Why one file over 600 lines: it is one pass in the API server's order, and that order is
+//! part of the output; split across files, the order would be hard to see and to keep.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

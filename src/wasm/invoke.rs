@@ -17,7 +17,7 @@ use super::output::{CapturedOutput, OutputBuffer};
 use super::typed;
 use super::HookRuntime;
 use crate::events::PodRef;
-use crate::handlers::HookKind;
+use crate::hook::HookKind;
 
 /// A host directory the hook sees at `guest` (a container's volume mount).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,13 +139,20 @@ impl ExecOutcome {
     }
 
     /// The exit code a process would have had: 0, `n` for `proc_exit(n)`, 1 for a failed
-    /// typed hook, `None` when the hook was stopped or trapped.
+    /// typed hook, `None` when the hook was stopped, trapped or could not start.
+    /// Exhaustive, without a wildcard arm: a new [`ExecStatus`] must choose here.
     pub fn exit_code(&self) -> Option<i32> {
         match self.status {
             ExecStatus::Success => Some(0),
             ExecStatus::Exited(n) => Some(n),
             ExecStatus::Failed(_) => Some(1),
-            _ => None,
+            ExecStatus::TimedOut(_)
+            | ExecStatus::FuelExhausted(_)
+            | ExecStatus::MemoryLimit(_)
+            | ExecStatus::TableLimit(_)
+            | ExecStatus::Trap(_)
+            | ExecStatus::Cancelled
+            | ExecStatus::Error(_) => None,
         }
     }
 

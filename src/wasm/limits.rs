@@ -5,36 +5,70 @@ use std::time::Duration;
 use serde::Serialize;
 use wasmtime::ResourceLimiter;
 
+use crate::hook::{HookSettings, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT};
+
 /// Limits of one hook call. Every field has a finite default: no call is unbounded.
+/// Limits are not validated: a zero timeout or memory cap makes every call fail (with
+/// [`super::ExecStatus::TimedOut`] or [`super::ExecStatus::MemoryLimit`]), it does not panic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Limits {
     /// Wall-clock bound of the whole call, blocking host calls included.
+    /// Default: 30 s ([`crate::hook::DEFAULT_TIMEOUT`], shared with [`HookSettings`]).
     pub timeout: Duration,
-    /// Instruction budget; `None` runs without fuel metering.
+    /// Instruction budget; `None` runs without fuel metering. Default: `None`.
     pub fuel: Option<u64>,
     /// Cap of each linear memory, in bytes.
+    /// Default: 64 MiB ([`crate::hook::DEFAULT_MAX_MEMORY`], shared with [`HookSettings`]).
     pub max_memory: u64,
-    /// Cap of each table, in elements.
+    /// Cap of each table, in elements. Default: 10 000.
     pub max_table_elements: u64,
     /// Instances, memories and tables one call may create (a component counts each core
-    /// instance of its adapter too).
+    /// instance of its adapter too). Default: 32.
     pub max_instances: usize,
     /// Captured output (stdout + stderr) kept, in bytes; the rest is counted and dropped.
+    /// Default: 1 MiB.
     pub max_output: usize,
     /// Give the hook WASI sockets (preview 2 components only; preview 1 has no sockets).
+    /// Default: `false`.
     pub allow_network: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            timeout: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
             fuel: None,
-            max_memory: 64 << 20,
+            max_memory: DEFAULT_MAX_MEMORY,
             max_table_elements: 10_000,
             max_instances: 32,
             max_output: 1 << 20,
             allow_network: false,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with one hook's timeout, fuel, memory cap and network switch: the
+    /// limits of one exec hook call.
+    pub fn with_hook_settings(self, s: &HookSettings) -> Limits {
+        Limits {
+            timeout: s.timeout,
+            fuel: s.fuel,
+            max_memory: s.max_memory,
+            allow_network: s.allow_network,
+            ..self
+        }
+    }
+
+    /// The hook-level part of these limits (the engine's hook defaults under the pod
+    /// annotations), with the default HTTP status mode.
+    pub fn hook_settings(&self) -> HookSettings {
+        HookSettings {
+            timeout: self.timeout,
+            fuel: self.fuel,
+            max_memory: self.max_memory,
+            allow_network: self.allow_network,
+            ..HookSettings::default()
         }
     }
 }
@@ -101,5 +135,20 @@ impl ResourceLimiter for StoreLimiter {
 
     fn memories(&self) -> usize {
         self.max_instances
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_defaults_are_the_call_defaults() {
+        let limits = Limits::default();
+        assert_eq!(limits.hook_settings(), HookSettings::default());
+        assert_eq!(
+            Limits::default().with_hook_settings(&HookSettings::default()),
+            limits
+        );
     }
 }

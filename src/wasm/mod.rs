@@ -67,13 +67,16 @@ pub enum Allocator {
 /// Configuration of a [`HookRuntime`].
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
+    /// How instances are allocated. Default: the pooling allocator with
+    /// [`DEFAULT_POOL_SIZE`] slots.
     pub allocator: Allocator,
     /// Directory of the compiled-artifact cache; `None` disables it.
+    /// Default: [`default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
     /// Accept precompiled `.cwasm` files given by path. Deserializing them is `unsafe` in
     /// wasmtime (the bytes are trusted to be wasmtime's own output), so this is off by default.
     pub allow_precompiled: bool,
-    /// Limits of calls that do not say otherwise.
+    /// Limits of calls that do not say otherwise. Default: [`Limits::default`].
     pub default_limits: Limits,
 }
 

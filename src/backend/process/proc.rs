@@ -19,7 +19,6 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::backend::ExitStatus;
 
@@ -301,16 +300,6 @@ async fn wait_pidfd(afd: AsyncFd<OwnedFd>) -> io::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// Wait for `handles` to finish, at most `grace`; tasks still running keep running.
-pub(super) async fn join_within(handles: &mut [JoinHandle<()>], grace: Duration) {
-    let _ = tokio::time::timeout(grace, async {
-        for h in handles.iter_mut() {
-            let _ = h.await;
-        }
-    })
-    .await;
 }
 
 /// A raw signal number as a [`Signal`]: 1–31 and the real-time range up to 64.

@@ -1,13 +1,32 @@
-//! Reading container output: log lines for containers, bounded buffers for exec.
+//! Reading container output, the same way in every backend: log lines for containers
+//! ([`pump_lines`]), bounded buffers for native execs ([`capture`], [`collect`]).
+//!
+//! Rules (one each):
+//! - A log line is at most [`MAX_LOG_LINE`] bytes; longer ones are split, like the CRI's
+//!   16 KiB partial lines, so one endless line cannot grow memory without bound.
+//! - Output is drained to EOF even when nobody listens, so a container never blocks on a
+//!   full pipe.
+//! - After a process exits, its readers get [`OUTPUT_DRAIN_GRACE`] to reach EOF; only a
+//!   process that escaped the container (or a background child of an exec) can hold a pipe
+//!   longer. Log pumps are then left to finish on their own (so that process does not get
+//!   `SIGPIPE`); exec captures are abandoned with what they have not returned yet.
+
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
 
-use crate::backend::{LogLine, LogStream};
+use super::{LogLine, LogStream};
 
-/// Longer lines are split into several [`LogLine`]s, like the CRI's 16 KiB partial lines,
-/// so one endless line cannot grow memory without bound.
+/// Longer lines are split into several [`LogLine`]s.
 pub(super) const MAX_LOG_LINE: usize = 16 * 1024;
+
+/// Captured stdout, and separately stderr, of a native exec is cut at this size.
+pub const EXEC_OUTPUT_LIMIT: usize = 16 << 20;
+
+/// After a process exits, how long its output readers may still take to reach EOF.
+pub(super) const OUTPUT_DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Read `reader` to EOF and send every line (without its `\n`; invalid UTF-8 replaced) to
 /// `tx`. A final line without a newline is sent too. Output keeps being drained after the
@@ -82,4 +101,39 @@ pub(super) async fn capture<R: AsyncRead + Unpin>(mut reader: R, cap: usize) -> 
         }
     }
     out
+}
+
+/// [`capture`] of an exec's stdout or stderr on a task of its own, up to
+/// [`EXEC_OUTPUT_LIMIT`]; `None` (no pipe) captures nothing.
+pub(super) fn spawn_capture<R: AsyncRead + Unpin + Send + 'static>(
+    reader: Option<R>,
+) -> Option<JoinHandle<Vec<u8>>> {
+    reader.map(|r| tokio::spawn(capture(r, EXEC_OUTPUT_LIMIT)))
+}
+
+/// What a [`spawn_capture`] task read, once the process has exited: it gets
+/// [`OUTPUT_DRAIN_GRACE`] to reach EOF, then is aborted and counts as empty (a background
+/// process the command left may hold the pipe forever).
+pub(super) async fn collect(h: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    let Some(mut h) = h else {
+        return Vec::new();
+    };
+    match tokio::time::timeout(OUTPUT_DRAIN_GRACE, &mut h).await {
+        Ok(Ok(v)) => v,
+        _ => {
+            h.abort();
+            Vec::new()
+        }
+    }
+}
+
+/// Wait for log pumps to reach EOF, at most [`OUTPUT_DRAIN_GRACE`] in all; pumps still
+/// running keep running (and draining) until their EOF.
+pub(super) async fn join_pumps(pumps: &mut [JoinHandle<()>]) {
+    let _ = tokio::time::timeout(OUTPUT_DRAIN_GRACE, async {
+        for h in pumps.iter_mut() {
+            let _ = h.await;
+        }
+    })
+    .await;
 }

@@ -1,0 +1,319 @@
+//! One pod's run: start order, supervision and restarts, termination, clean-up.
+//! See the module docs of [`crate::engine`] for the sequence and invariants.
+//!
+//! One file per phase, each adding to `impl Pod` (as youki's `container_start.rs`,
+//! `container_kill.rs`, ... do for its `Container`): [`start`] (init containers, create,
+//! start, postStart), [`supervise`] (restarts and back-off), [`stop`] (the kubelet's
+//! `killContainer`, pod termination, clean-up). This file holds the pod's state, the
+//! helpers every phase uses, and [`run`], the sequence.
+
+mod start;
+mod stop;
+mod supervise;
+
+use crate::lock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::grace::grace_period;
+use super::plan::PodPlan;
+use super::status::{final_status, ContainerState, ContainerStatus, PodPhase, PodStatus};
+use super::{EngineInner, StopRequest};
+use crate::backend::{ContainerId, ExitStatus, Sandbox, SandboxSpec};
+use crate::events::{reason, Event, EventType, HookReport, Recorder};
+use crate::handlers::{HookContext, HookOutcome};
+use crate::hook::HookKind;
+
+/// The run of one pod, from sandbox to clean-up.
+pub(crate) async fn run(
+    engine: Arc<EngineInner>,
+    plan: PodPlan,
+    recorder: Recorder,
+    mut stop_rx: watch::Receiver<StopRequest>,
+) -> PodStatus {
+    let terminating = CancellationToken::new();
+    let kill_now = CancellationToken::new();
+    let grace_override = Arc::new(Mutex::new(None));
+    // Turn stop requests into the two tokens the pod's tasks watch.
+    let watcher = tokio::spawn({
+        let (terminating, kill_now, grace_override) = (
+            terminating.clone(),
+            kill_now.clone(),
+            grace_override.clone(),
+        );
+        async move {
+            loop {
+                match *stop_rx.borrow_and_update() {
+                    StopRequest::None => {}
+                    StopRequest::Graceful(g) => {
+                        *lock(&grace_override) = g;
+                        terminating.cancel();
+                    }
+                    StopRequest::Immediate => {
+                        terminating.cancel();
+                        kill_now.cancel();
+                        return;
+                    }
+                }
+                if stop_rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+
+    let statuses = plan
+        .containers
+        .iter()
+        .map(|c| ContainerStatus {
+            name: c.name.clone(),
+            role: c.role,
+            restart_count: 0,
+            state: ContainerState::waiting("PodInitializing"),
+            last_exit_code: None,
+            killed: false,
+        })
+        .collect::<Vec<_>>();
+    let spec = SandboxSpec {
+        pod: plan.pod.clone(),
+        volumes: plan.volumes.clone(),
+    };
+    let sandbox = match engine.backend.create_sandbox(&spec).await {
+        Ok(s) => s,
+        Err(e) => {
+            recorder.record(Event::new(
+                EventType::Warning,
+                reason::FAILED_CREATE_POD_SANDBOX,
+                &plan.pod.name,
+                None,
+                format!("Failed to create pod sandbox: {e}"),
+            ));
+            watcher.abort();
+            return PodStatus {
+                pod: plan.pod.name.clone(),
+                phase: PodPhase::Failed,
+                containers: statuses,
+                stop_requested: terminating.is_cancelled(),
+            };
+        }
+    };
+    let n = plan.containers.len();
+    let pod = Arc::new(Pod {
+        engine,
+        sandbox,
+        recorder,
+        state: Mutex::new(PodState {
+            containers: statuses
+                .into_iter()
+                .map(|status| Slot {
+                    status,
+                    id: None,
+                    running: false,
+                    backoff: Backoff::default(),
+                    done: false,
+                    hook_error: None,
+                })
+                .collect(),
+            created: Vec::new(),
+        }),
+        plan,
+        terminating,
+        kill_now,
+        grace_override,
+        completed: watch::channel(0).0,
+        failed: AtomicBool::new(false),
+        supervisors: Mutex::new(Vec::with_capacity(n)),
+    });
+
+    pod.start_all().await;
+    pod.wait_until_done().await;
+    let stop_requested = pod.terminating.is_cancelled();
+    pod.terminate().await;
+    pod.clean_up().await;
+    watcher.abort();
+    pod.final_status(stop_requested)
+}
+
+struct Slot {
+    status: ContainerStatus,
+    /// The current container instance, if one was created.
+    id: Option<ContainerId>,
+    /// Started and not yet seen exiting.
+    running: bool,
+    backoff: Backoff,
+    /// Terminated for good (restart policy says no more restarts).
+    done: bool,
+    /// The full message of the last postStart failure, for the status.
+    hook_error: Option<String>,
+}
+
+struct PodState {
+    containers: Vec<Slot>,
+    /// Every container instance created, to remove at clean-up.
+    created: Vec<ContainerId>,
+}
+
+struct Pod {
+    engine: Arc<EngineInner>,
+    plan: PodPlan,
+    sandbox: Sandbox,
+    recorder: Recorder,
+    state: Mutex<PodState>,
+    /// Cancelled when termination starts: no more starts or restarts; postStart hooks stop.
+    terminating: CancellationToken,
+    /// Cancelled on an immediate kill: SIGKILL now, every hook stops.
+    kill_now: CancellationToken,
+    grace_override: Arc<Mutex<Option<i64>>>,
+    /// How many app containers are terminated for good.
+    completed: watch::Sender<usize>,
+    /// An init container failed under `restartPolicy: Never`.
+    failed: AtomicBool,
+    supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Pod {
+    fn state(&self) -> MutexGuard<'_, PodState> {
+        lock(&self.state)
+    }
+
+    fn event(&self, kind: EventType, reason: &'static str, idx: Option<usize>, msg: String) {
+        let container = idx.map(|i| self.plan.containers[i].name.as_str());
+        self.recorder.record(Event::new(
+            kind,
+            reason,
+            &self.plan.pod.name,
+            container,
+            msg,
+        ));
+    }
+
+    fn grace(&self) -> i64 {
+        grace_period(
+            *lock(&self.grace_override),
+            self.plan.deletion_grace,
+            self.plan.termination_grace,
+        )
+    }
+
+    fn set_state(&self, idx: usize, state: ContainerState) {
+        self.state().containers[idx].status.state = state;
+    }
+
+    /// Record an exit of container `idx`; returns the Kubernetes exit code.
+    fn exited(&self, idx: usize, r: crate::backend::Result<ExitStatus>) -> i32 {
+        let code = match r {
+            Ok(s) => s.code(),
+            Err(e) => {
+                tracing::warn!(
+                    "waiting for container {}: {e}",
+                    self.plan.containers[idx].name
+                );
+                128
+            }
+        };
+        let mut st = self.state();
+        let slot = &mut st.containers[idx];
+        if slot.running {
+            slot.running = false;
+            slot.status.last_exit_code = Some(code);
+            slot.status.state = ContainerState::terminated(code, slot.hook_error.clone());
+        }
+        code
+    }
+
+    /// Run hook `kind` of container `idx`, bounded by `deadline` and `cancel`, and report it.
+    async fn run_hook(
+        &self,
+        idx: usize,
+        kind: HookKind,
+        deadline: Duration,
+        cancel: CancellationToken,
+    ) -> HookOutcome {
+        let c = &self.plan.containers[idx];
+        let hook = c
+            .hook(kind)
+            .expect("run_hook is called for hooks that exist");
+        let mut settings = hook.settings.clone();
+        settings.timeout = settings.timeout.min(deadline);
+        let ctx = HookContext {
+            target: c.hook_target(&self.plan.pod, &self.sandbox, kind),
+            settings,
+            cancel,
+        };
+        let outcome = self.engine.handlers.run(&hook.hook, &ctx).await;
+        for e in &outcome.events {
+            self.recorder.record(e.clone());
+        }
+        self.recorder.hook(HookReport {
+            timestamp: SystemTime::now(),
+            pod: self.plan.pod.name.clone(),
+            container: c.name.clone(),
+            hook: kind.as_str(),
+            handler: hook.handler_name(),
+            error: outcome.result.clone().err(),
+            output: outcome.output.clone(),
+            duration: outcome.duration,
+        });
+        outcome
+    }
+
+    /// The pod's status once it is over (see [`final_status`]).
+    fn final_status(&self, stop_requested: bool) -> PodStatus {
+        let st = self.state();
+        final_status(
+            self.plan.pod.name.clone(),
+            st.containers
+                .iter()
+                .map(|s| (s.status.clone(), s.hook_error.clone())),
+            self.failed.load(Ordering::SeqCst),
+            stop_requested,
+        )
+    }
+}
+
+fn waiting(reason: &str, message: String) -> ContainerState {
+    ContainerState::Waiting {
+        reason: reason.into(),
+        message: Some(message),
+    }
+}
+
+/// Go's `time.Duration.String()` for the durations back-off uses: `10s`, `5m0s`, `100ms`.
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs_f64();
+    let (m, s) = ((secs / 60.0).floor() as u64, secs % 60.0);
+    let s = if s.fract() == 0.0 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{}s", (s * 1000.0).round() / 1000.0)
+    };
+    match m {
+        0 => s,
+        m if m >= 60 => format!("{}h{}m{s}", m / 60, m % 60),
+        m => format!("{m}m{s}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+    }
+}

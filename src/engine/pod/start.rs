@@ -1,0 +1,149 @@
+//! Starting a pod's containers (`lifecycle-semantics.md` §4, §6): init containers one by
+//! one, then sidecars and app containers in spec order, each created, started and through
+//! its postStart before the next.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{waiting, Pod};
+use crate::engine::plan::RestartPolicy;
+use crate::engine::status::{ContainerRole, ContainerState};
+use crate::events::{reason, EventType};
+use crate::hook::HookKind;
+use crate::lock;
+
+impl Pod {
+    /// Init containers one by one, then sidecars and app containers in order (§6).
+    pub(super) async fn start_all(self: &Arc<Self>) {
+        for idx in 0..self.plan.containers.len() {
+            if self.terminating.is_cancelled() {
+                return;
+            }
+            match self.plan.containers[idx].role {
+                ContainerRole::Init => {
+                    if !self.run_init(idx).await {
+                        return;
+                    }
+                }
+                ContainerRole::Sidecar | ContainerRole::App => {
+                    self.start_container(idx).await;
+                    let pod = self.clone();
+                    let task = tokio::spawn(async move { pod.supervise(idx).await });
+                    lock(&self.supervisors).push(task);
+                }
+            }
+        }
+    }
+
+    /// Run a plain init container until it exits 0, retrying with back-off unless the
+    /// policy is `Never`. `false` when the pod cannot go on.
+    pub(super) async fn run_init(&self, idx: usize) -> bool {
+        loop {
+            let exit = if self.start_container(idx).await {
+                let id = self.state().containers[idx].id.clone();
+                match id {
+                    Some(id) => tokio::select! {
+                        r = self.engine.backend.wait(&id) => Some(self.exited(idx, r)),
+                        _ = self.terminating.cancelled() => return false,
+                    },
+                    None => None,
+                }
+            } else {
+                None
+            };
+            if exit == Some(0) {
+                self.state().containers[idx].done = true;
+                return true;
+            }
+            if self.plan.restart_policy == RestartPolicy::Never {
+                self.failed.store(true, Ordering::SeqCst);
+                return false;
+            }
+            if !self.back_off(idx).await {
+                return false;
+            }
+        }
+    }
+
+    /// Create and start container `idx`, then run its postStart (§4). `true` when the
+    /// container was started (even if postStart then failed and killed it).
+    pub(super) async fn start_container(&self, idx: usize) -> bool {
+        let c = &self.plan.containers[idx];
+        let backend = &self.engine.backend;
+        let id = match backend
+            .create_container(&self.sandbox, &c.container_spec(&self.sandbox))
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                self.event(
+                    EventType::Warning,
+                    reason::FAILED,
+                    Some(idx),
+                    format!("Error: {e}"),
+                );
+                self.set_state(idx, waiting("CreateContainerError", e.to_string()));
+                return false;
+            }
+        };
+        self.state().created.push(id.clone());
+        self.event(
+            EventType::Normal,
+            reason::CREATED,
+            Some(idx),
+            format!("Created container: {}", c.name),
+        );
+        if let Err(e) = backend.start_container(&id).await {
+            self.event(
+                EventType::Warning,
+                reason::FAILED,
+                Some(idx),
+                format!("Error: {e}"),
+            );
+            self.set_state(idx, waiting("RunContainerError", e.to_string()));
+            return false;
+        }
+        self.event(
+            EventType::Normal,
+            reason::STARTED,
+            Some(idx),
+            format!("Started container {}", c.name),
+        );
+        {
+            let mut st = self.state();
+            let slot = &mut st.containers[idx];
+            slot.id = Some(id);
+            slot.running = true;
+            slot.hook_error = None;
+            slot.status.state = ContainerState::waiting("ContainerCreating");
+        }
+        if let Some(hook) = &c.post_start {
+            let outcome = self
+                .run_hook(
+                    idx,
+                    HookKind::PostStart,
+                    hook.settings.timeout,
+                    self.terminating.child_token(),
+                )
+                .await;
+            if let Err(msg) = outcome.result {
+                self.event(
+                    EventType::Warning,
+                    reason::FAILED_POST_START_HOOK,
+                    Some(idx),
+                    "PostStartHook failed".into(),
+                );
+                self.state().containers[idx].hook_error = Some(msg.clone());
+                self.kill_container(idx, Some("FailedPostStartHook"), self.grace(), None)
+                    .await;
+                self.set_state(idx, waiting("PostStartHookError", msg));
+                return true;
+            }
+        }
+        let mut st = self.state();
+        if st.containers[idx].running {
+            st.containers[idx].status.state = ContainerState::Running;
+        }
+        true
+    }
+}
