@@ -14,7 +14,6 @@
 
 mod common;
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod harness;
 
 use std::time::{Duration, Instant};
@@ -41,7 +40,7 @@ fn main() {
         return;
     }
     let Some(cd) =
-        Containerd::start_with(|tree, host_only| cri::hooks::install_image_hooks(tree, host_only))
+        Containerd::start_with(cri::hooks::install_image_hooks)
     else {
         common::emit_skip(G, "ExecSync", "containerd could not start");
         return;
