@@ -25,6 +25,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::grpc::Status;
+use super::metrics::Metrics;
 use super::proto::{self, path};
 use super::resolve;
 use super::upstream::Upstream;
@@ -133,6 +134,7 @@ impl Contexts {
     pub async fn get(
         &self,
         upstream: &Upstream,
+        metrics: &Metrics,
         id: &str,
     ) -> Result<Arc<ContainerView>, ViewError> {
         if let Some(v) = lock(&self.views).get(id).cloned() {
@@ -141,7 +143,7 @@ impl Contexts {
             }
             self.forget_container(id);
         }
-        let view = Arc::new(self.build(upstream, id).await?);
+        let view = Arc::new(self.build(upstream, metrics, id).await?);
         lock(&self.views).insert(id.to_string(), view.clone());
         Ok(view)
     }
@@ -177,8 +179,14 @@ impl Contexts {
         self.forget(|_, _| true);
     }
 
-    async fn build(&self, upstream: &Upstream, id: &str) -> Result<ContainerView, ViewError> {
+    async fn build(
+        &self,
+        upstream: &Upstream,
+        metrics: &Metrics,
+        id: &str,
+    ) -> Result<ContainerView, ViewError> {
         // 1. The container's status and spec.
+        metrics.lookup();
         let resp: proto::ContainerStatusResponse = upstream
             .unary(
                 path::CONTAINER_STATUS,
@@ -244,6 +252,7 @@ impl Contexts {
             return Err(ViewError::NotRunning);
         }
         // 3. The pod's annotations.
+        metrics.lookup();
         let sandbox: proto::PodSandboxStatusResponse = upstream
             .unary(
                 path::POD_SANDBOX_STATUS,

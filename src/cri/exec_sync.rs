@@ -37,7 +37,11 @@ use crate::wasm::{ExecStatus, HookIdentity, Invocation, Limits, Preopen};
 pub(super) async fn answer(p: &Shared, body: Bytes) -> Option<Response<Body>> {
     let req = ExecSyncRequest::decode(grpc::unframe(body)?).ok()?;
     let cmd0 = req.cmd.first()?;
-    let view = match p.contexts.get(&p.upstream, &req.container_id).await {
+    let view = match p
+        .contexts
+        .get(&p.upstream, &p.metrics, &req.container_id)
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             tracing::debug!(container = %req.container_id, reason = %e, "exec relayed: no container view");

@@ -8,6 +8,7 @@
 //! | `wasmhook_cri_wasm_exec_duration_seconds` | histogram | wasm `ExecSync` calls, end to end |
 //! | `wasmhook_cri_wasm_in_flight` | gauge | wasm calls running now |
 //! | `wasmhook_cri_cached_containers` | gauge | containers with a cached view |
+//! | `wasmhook_cri_runtime_lookups_total` | counter | context lookups the proxy made to the runtime (`ContainerStatus`, `PodSandboxStatus`); a warm wasm call makes none |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +88,7 @@ pub struct Metrics {
     wasm_duration: Histogram,
     wasm_in_flight: Gauge,
     cached_containers: Gauge,
+    lookups: Counter,
 }
 
 impl Default for Metrics {
@@ -107,6 +109,12 @@ impl Metrics {
         );
         let wasm_in_flight = Gauge::default();
         let cached_containers = Gauge::default();
+        let lookups = Counter::default();
+        registry.register(
+            "runtime_lookups",
+            "Context lookups the proxy made to the runtime",
+            lookups.clone(),
+        );
         registry.register("calls", "CRI calls received, by method", calls.clone());
         registry.register(
             "in_flight_calls",
@@ -141,7 +149,13 @@ impl Metrics {
             wasm_duration,
             wasm_in_flight,
             cached_containers,
+            lookups,
         }
+    }
+
+    /// One call the proxy made to the runtime on its own behalf.
+    pub fn lookup(&self) {
+        self.lookups.inc();
     }
 
     /// Count a call by its `:path` (`/runtime.v1.RuntimeService/Version`). Paths that are

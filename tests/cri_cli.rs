@@ -1,0 +1,131 @@
+//! `wasmhook cri` as an operator runs it, without a runtime behind it (no root needed): the
+//! socket (stale one replaced, mode 0660, a live one never taken over), `Unavailable` while
+//! containerd is not there, and a clean exit on SIGTERM that leaves no socket behind.
+//! The calls themselves, against a real containerd, are in `tests/cri_proxy.rs`.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasmhook::cri::grpc::Code;
+use wasmhook::cri::upstream::Upstream;
+
+fn start(listen: &str, runtime: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .args([
+            "--no-cache",
+            "cri",
+            "--listen",
+            listen,
+            "--runtime-endpoint",
+        ])
+        .arg(format!("unix://{}", runtime.display()))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wasmhook cri starts")
+}
+
+/// Wait (bounded) for `f` to hold.
+fn wait_for(what: &str, bound: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < bound, "{what} not within {bound:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn exit_within(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t.elapsed() > bound {
+            let _ = child.kill();
+            panic!("wasmhook cri did not exit within {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cri_replaces_a_stale_socket_answers_unavailable_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("run/wasmhook/cri.sock");
+    let runtime = dir.path().join("containerd.sock");
+    // A stale socket: its listener is gone (a proxy that was SIGKILLed).
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(std::fs::metadata(&sock).unwrap().file_type().is_socket());
+
+    let mut proxy = start(&format!("unix://{}", sock.display()), &runtime);
+    wait_for("the proxy's socket", Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    });
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+
+    // A second proxy on a live socket refuses, and leaves the first one's socket alone.
+    let mut second = start(sock.to_str().unwrap(), &runtime);
+    let status = exit_within(&mut second, Duration::from_secs(20));
+    let mut err = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("another process is listening"), "{err}");
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
+
+    // No containerd: every call answers Unavailable with grpc-go's dial wording.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let e = rt
+        .block_on(async {
+            Upstream::new(&sock)
+                .unary::<wasmhook_version::VersionResponse>(
+                    "/runtime.v1.RuntimeService/Version",
+                    &wasmhook_version::VersionRequest::default(),
+                    Duration::from_secs(10),
+                )
+                .await
+        })
+        .expect_err("no runtime behind the proxy");
+    assert_eq!(e.code, Code::Unavailable, "{e}");
+    assert!(e.message.contains("dial unix"), "{e}");
+    // The client goes away, as a kubelet being stopped would (an idle client that is still
+    // there gets GOAWAY and closes).
+    drop(rt);
+
+    // SIGTERM: a clean exit, the socket removed.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&proxy),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = exit_within(&mut proxy, Duration::from_secs(20));
+    let mut err = String::new();
+    std::io::Read::read_to_string(proxy.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!sock.exists(), "socket left after SIGTERM");
+    assert!(err.contains("shutting down"), "{err}");
+}
+
+/// `runtime.v1.RuntimeService/Version`'s messages (fields 1-4 are strings).
+mod wasmhook_version {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct VersionRequest {
+        #[prost(string, tag = "1")]
+        pub version: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct VersionResponse {
+        #[prost(string, tag = "1")]
+        pub version: String,
+        #[prost(string, tag = "2")]
+        pub runtime_name: String,
+    }
+}
