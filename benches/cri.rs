@@ -39,9 +39,7 @@ fn main() {
         );
         return;
     }
-    let Some(cd) =
-        Containerd::start_with(cri::hooks::install_image_hooks)
-    else {
+    let Some(cd) = Containerd::start_with(cri::hooks::install_image_hooks) else {
         common::emit_skip(G, "ExecSync", "containerd could not start");
         return;
     };

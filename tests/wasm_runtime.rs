@@ -592,3 +592,70 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
         }
     }
 }
+
+/// With the network allowed and a network namespace given, a call runs on a thread of its
+/// own inside that namespace (here our own, which needs no privilege): output, exit codes,
+/// deadlines and cancellation work there as everywhere; a namespace that cannot be entered
+/// is an `Error`, not a panic. Without the network, the namespace is not entered at all.
+#[tokio::test]
+async fn calls_with_a_network_namespace_run_on_their_own_thread() {
+    let rt = runtime();
+    let in_ns = |args: &[&str], netns: &str, allow_network: bool| Invocation {
+        netns: Some(netns.into()),
+        limits: Limits {
+            allow_network,
+            timeout: Duration::from_secs(20),
+            ..Limits::default()
+        },
+        ..inv(args)
+    };
+    let out = rt
+        .run(
+            &load(&rt, "hello.wat"),
+            in_ns(&["hello.wasm"], "/proc/self/ns/net", true),
+        )
+        .await;
+    assert_eq!(out.status, ExecStatus::Success);
+    assert_eq!(out.output.combined, b"out 1\nerr\nout 2\n");
+    let out = rt
+        .run(
+            &load(&rt, "exit3.wat"),
+            in_ns(&["exit3.wasm"], "/proc/self/ns/net", true),
+        )
+        .await;
+    assert_eq!(out.status, ExecStatus::Exited(3));
+
+    let bogus = "/nonexistent/ns/net";
+    let out = rt
+        .run(&load(&rt, "noop.wat"), in_ns(&["noop.wasm"], bogus, true))
+        .await;
+    match &out.status {
+        ExecStatus::Error(msg) => assert!(msg.contains("network namespace"), "{msg}"),
+        other => panic!("entering {bogus}: {other:?}"),
+    }
+    // Network denied: the namespace is irrelevant and never entered.
+    let out = rt
+        .run(&load(&rt, "noop.wat"), in_ns(&["noop.wasm"], bogus, false))
+        .await;
+    assert_eq!(out.status, ExecStatus::Success);
+
+    // Cancelled from the caller's side while it spins on the namespace's thread.
+    let cancel = CancellationToken::new();
+    let spin = Invocation {
+        cancel: Some(cancel.clone()),
+        ..in_ns(&["loop.wasm"], "/proc/self/ns/net", true)
+    };
+    let module = load(&rt, "loop.wat");
+    let call = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.run(&module, spin).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancel.cancel();
+    let out = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("a cancelled call ends")
+        .unwrap();
+    assert_eq!(out.status, ExecStatus::Cancelled);
+    still_serving(&rt).await;
+}
