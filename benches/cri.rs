@@ -16,12 +16,11 @@ mod common;
 #[path = "../tests/common/mod.rs"]
 mod harness;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use harness::containerd::Containerd;
-use harness::cri::{self, Cri};
-use wasmhook::cri::{CriProxy, CriProxyConfig};
-use wasmhook::wasm::{HookRuntime, RuntimeConfig};
+use harness::cri::{self, Cri, RunningProxy};
+use wasmhook::cri::CriProxyConfig;
 
 const G: &str = "cri";
 
@@ -53,25 +52,12 @@ fn main() {
 
 async fn bench(cd: &Containerd) {
     let proxy_sock = cd.dir().join("proxy.sock");
-    let runtime = HookRuntime::new(RuntimeConfig {
-        cache_dir: None,
-        ..RuntimeConfig::default()
+    let running = RunningProxy::start(CriProxyConfig {
+        listen: proxy_sock.clone(),
+        runtime_endpoint: cd.socket(),
+        ..CriProxyConfig::default()
     })
-    .unwrap();
-    let proxy = CriProxy::bind(
-        CriProxyConfig {
-            listen: proxy_sock.clone(),
-            runtime_endpoint: cd.socket(),
-            ..CriProxyConfig::default()
-        },
-        runtime,
-    )
-    .await
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(proxy.serve(async move {
-        let _ = stopped.await;
-    }));
+    .await;
 
     let direct = Cri::new(cd.socket());
     let via = Cri::new(&proxy_sock);
@@ -175,8 +161,7 @@ async fn bench(cd: &Containerd) {
         "busy time of all cores (/proc/stat)",
     );
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+    let _ = running.stop().await;
     // Dropping the harness stops the pod, containerd and its shims.
 }
 

@@ -3,11 +3,14 @@
 //! containerd is not there, and a clean exit on SIGTERM that leaves no socket behind.
 //! The calls themselves, against a real containerd, are in `tests/cri_proxy.rs`.
 
+mod common;
+
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cri::{VersionRequest, VersionResponse};
 use wasmhook::cri::grpc::Code;
 use wasmhook::cri::upstream::Upstream;
 
@@ -85,9 +88,9 @@ fn cri_replaces_a_stale_socket_answers_unavailable_and_stops_on_sigterm() {
     let e = rt
         .block_on(async {
             Upstream::new(&sock)
-                .unary::<wasmhook_version::VersionResponse>(
+                .unary::<VersionResponse>(
                     "/runtime.v1.RuntimeService/Version",
-                    &wasmhook_version::VersionRequest::default(),
+                    &VersionRequest::default(),
                     Duration::from_secs(10),
                 )
                 .await
@@ -111,21 +114,4 @@ fn cri_replaces_a_stale_socket_answers_unavailable_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!sock.exists(), "socket left after SIGTERM");
     assert!(err.contains("shutting down"), "{err}");
-}
-
-/// `runtime.v1.RuntimeService/Version`'s messages (fields 1-4 are strings).
-mod wasmhook_version {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct VersionRequest {
-        #[prost(string, tag = "1")]
-        pub version: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct VersionResponse {
-        #[prost(string, tag = "1")]
-        pub version: String,
-        #[prost(string, tag = "2")]
-        pub runtime_name: String,
-    }
 }

@@ -188,11 +188,11 @@ use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::cri::{hooks, Pod, RawReply};
+use common::cri::{hooks, Pod, RawReply, RunningProxy};
 use futures::FutureExt;
 use prost::Message;
 use wasmhook::cri::grpc::Code;
-use wasmhook::cri::{CriProxy, CriProxyConfig};
+use wasmhook::cri::CriProxyConfig;
 
 /// The proxy's default hook timeout here: long enough that a hook cut short sooner was cut
 /// by something else (an annotation, `StopContainer`).
@@ -239,25 +239,14 @@ fn proxy_in_front_of_containerd() {
             metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
             ..CriProxyConfig::default()
         };
-        let runtime = wasmhook::wasm::HookRuntime::new(wasmhook::wasm::RuntimeConfig {
-            cache_dir: None,
-            ..Default::default()
-        })
-        .unwrap();
-        let proxy = CriProxy::bind(config, runtime)
-            .await
-            .expect("bind the proxy");
-        let metrics = proxy.metrics_addr().expect("a metrics address");
+        let running = RunningProxy::start(config).await;
+        let metrics = running.metrics.expect("a metrics address");
         let mode = std::fs::metadata(&proxy_socket)
             .unwrap()
             .permissions()
             .mode()
             & 0o777;
         assert_eq!(mode, 0o660, "the proxy's socket mode");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(proxy.serve(async move {
-            let _ = stop_rx.await;
-        }));
 
         let direct = Cri::new(cd.socket());
         let proxy = Cri::new(&proxy_socket);
@@ -311,14 +300,8 @@ fn proxy_in_front_of_containerd() {
         )
         .await;
 
-        let _ = stop_tx.send(());
-        match tokio::time::timeout(Duration::from_secs(15), serving).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(format!("proxy serve task: {e}")),
-            Err(_) => failures.push("the proxy did not shut down within 15 s".into()),
-        }
-        if proxy_socket.exists() {
-            failures.push(format!("{} left after shutdown", proxy_socket.display()));
+        if let Err(e) = running.stop().await {
+            failures.push(e);
         }
         failures
     });
@@ -1126,28 +1109,14 @@ async fn metrics_count_calls_and_outcomes(w: &World, _: &Containerd) {
 /// past it in the background; the call that hit the bound gets `Unknown` (an errored
 /// probe, not a failed one), and a later call runs the compiled module.
 async fn compiling_is_not_charged_to_the_call(w: &World, cd: &Containerd) {
-    let listen = cd.dir().join("proxy-compile.sock");
-    let runtime = wasmhook::wasm::HookRuntime::new(wasmhook::wasm::RuntimeConfig {
-        cache_dir: None,
-        ..Default::default()
+    let running = RunningProxy::start(CriProxyConfig {
+        listen: cd.dir().join("proxy-compile.sock"),
+        runtime_endpoint: cd.socket(),
+        compile_timeout: Duration::from_micros(1),
+        ..CriProxyConfig::default()
     })
-    .unwrap();
-    let proxy = CriProxy::bind(
-        CriProxyConfig {
-            listen: listen.clone(),
-            runtime_endpoint: cd.socket(),
-            compile_timeout: Duration::from_micros(1),
-            ..CriProxyConfig::default()
-        },
-        runtime,
-    )
-    .await
-    .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(proxy.serve(async move {
-        let _ = stop_rx.await;
-    }));
-    let c = Cri::new(&listen);
+    .await;
+    let c = running.client();
     let e = c
         .exec_sync(&w.pod.container_id, &["/hooks/hello.wat"], 1)
         .await
@@ -1168,36 +1137,18 @@ async fn compiling_is_not_charged_to_the_call(w: &World, cd: &Containerd) {
     let r = ran.expect("the background compile finished and later calls use it");
     assert_eq!(r.exit_code, 0, "{}", r.stderr());
     assert!(r.stdout().contains("hello"), "{}", r.stdout());
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(15), serving)
-        .await
-        .expect("the proxy shuts down")
-        .unwrap();
+    running.stop().await.unwrap();
 }
 
 async fn proxy_starts_before_containerd(_: &World, cd: &Containerd) {
     let late = cd.dir().join("late.sock");
-    let listen = cd.dir().join("proxy-early.sock");
-    let runtime = wasmhook::wasm::HookRuntime::new(wasmhook::wasm::RuntimeConfig {
-        cache_dir: None,
-        ..Default::default()
+    let running = RunningProxy::start(CriProxyConfig {
+        listen: cd.dir().join("proxy-early.sock"),
+        runtime_endpoint: late.clone(),
+        ..CriProxyConfig::default()
     })
-    .unwrap();
-    let proxy = CriProxy::bind(
-        CriProxyConfig {
-            listen: listen.clone(),
-            runtime_endpoint: late.clone(),
-            ..CriProxyConfig::default()
-        },
-        runtime,
-    )
-    .await
-    .expect("bind with no runtime yet");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(proxy.serve(async move {
-        let _ = stop_rx.await;
-    }));
-    let c = Cri::new(&listen);
+    .await;
+    let c = running.client();
     let e = c.version().await.expect_err("no runtime yet");
     eprintln!("  before the runtime: {e}");
     assert_eq!(e.code, Code::Unavailable, "{e}");
@@ -1207,12 +1158,7 @@ async fn proxy_starts_before_containerd(_: &World, cd: &Containerd) {
         .await
         .expect("Version once the runtime is there");
     assert_eq!(v.runtime_name, "containerd");
-    let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(15), serving)
-        .await
-        .expect("the proxy shuts down")
-        .unwrap();
-    assert!(!listen.exists(), "{} left after shutdown", listen.display());
+    running.stop().await.unwrap();
     let _ = std::fs::remove_file(&late);
 }
 

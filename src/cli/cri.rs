@@ -7,10 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::error::{CliError, CliResult};
-use super::hook::{CacheArgs, LimitArgs};
+use super::hook::{CacheArgs, LimitArgs, PoolArgs};
 use crate::cri::{socket_path, CriProxy, CriProxyConfig, DEFAULT_LISTEN, DEFAULT_RUNTIME_ENDPOINT};
 use crate::manifest::parse_go_duration;
-use crate::wasm::Allocator;
 
 #[derive(Args, Debug)]
 // The CRI caps stdout and stderr at 16 MiB each; `wasmhook run` keeps 1 MiB per hook.
@@ -25,10 +24,8 @@ pub struct CriArgs {
     /// Serve Prometheus metrics at `http://HOST:PORT/metrics`.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<SocketAddr>,
-    /// Wasm calls that run at once (the instance pool's size); more wait for a slot.
-    #[arg(long, value_name = "N", default_value_t = crate::wasm::DEFAULT_POOL_SIZE,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub max_concurrent_hooks: u32,
+    #[command(flatten)]
+    pub pool: PoolArgs,
     /// Bound of compiling a module the node has not seen yet (not charged to the call).
     #[arg(long, value_name = "DURATION", value_parser = parse_go_duration, default_value = "60s")]
     pub compile_timeout: Duration,
@@ -38,12 +35,7 @@ pub struct CriArgs {
 
 pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
     let limits = args.limits.limits();
-    let rt = super::runtime(cache.runtime_config(
-        Allocator::Pooling {
-            max_instances: args.max_concurrent_hooks,
-        },
-        limits.clone(),
-    ))?;
+    let rt = args.pool.runtime(cache, limits.clone())?;
     let config = CriProxyConfig {
         listen: socket_path(&args.listen),
         runtime_endpoint: socket_path(&args.runtime_endpoint),

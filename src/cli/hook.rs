@@ -13,8 +13,8 @@ use clap::{Args, ValueEnum};
 use super::error::{message, CliError, CliResult, Stdout};
 use crate::manifest::{parse_go_duration, parse_quantity_bytes};
 use crate::wasm::{
-    default_cache_dir, Allocator, ExecOutcome, ExecStatus, Invocation, Limits, LoadError, Preopen,
-    RuntimeConfig,
+    default_cache_dir, Allocator, ExecOutcome, ExecStatus, HookRuntime, Invocation, Limits,
+    LoadError, Preopen, RuntimeConfig,
 };
 
 /// Exit codes of `hook run` besides the hook's own, as `timeout(1)` and shells use them.
@@ -58,6 +58,27 @@ impl CacheArgs {
             allow_precompiled: self.allow_precompiled,
             default_limits,
         }
+    }
+}
+
+/// The instance pool of a long-running command (`run`, `cri`).
+#[derive(Args, Debug, Clone)]
+pub struct PoolArgs {
+    /// Wasm hooks that run at once (the instance pool's size); more wait for a slot.
+    #[arg(long, value_name = "N", default_value_t = crate::wasm::DEFAULT_POOL_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_hooks: u32,
+}
+
+impl PoolArgs {
+    /// A pooling runtime of this size, with `cache`'s settings and `limits` as defaults.
+    pub fn runtime(&self, cache: &CacheArgs, limits: Limits) -> Result<HookRuntime, CliError> {
+        super::runtime(cache.runtime_config(
+            Allocator::Pooling {
+                max_instances: self.max_concurrent_hooks,
+            },
+            limits,
+        ))
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::error::{message, warn, CliError, CliResult};
-use super::hook::{CacheArgs, LimitArgs, OutputFormat};
+use super::hook::{CacheArgs, LimitArgs, OutputFormat, PoolArgs};
 use super::validate::{check, ManifestArgs};
 use crate::backend::process::ProcessBackendConfig;
 use crate::backend::runc::{RuncBackend, RuncBackendConfig};
@@ -30,7 +30,7 @@ use crate::events::{
 };
 use crate::handlers::Handlers;
 use crate::manifest::parse_go_duration;
-use crate::wasm::{Allocator, HookRuntime};
+use crate::wasm::HookRuntime;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
@@ -65,10 +65,8 @@ pub struct RunArgs {
     /// Multiply the crash-loop back-off (kubelet: 10 s doubling to 300 s) by this factor.
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
     pub backoff_scale: f64,
-    /// Wasm hooks that run at once (the instance pool's size); more wait for a slot.
-    #[arg(long, value_name = "N", default_value_t = crate::wasm::DEFAULT_POOL_SIZE,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub max_concurrent_hooks: u32,
+    #[command(flatten)]
+    pub pool: PoolArgs,
     #[command(flatten)]
     pub manifest: ManifestArgs,
     #[command(flatten)]
@@ -82,12 +80,7 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> CliResult {
     let backoff = BackoffConfig::try_scaled(args.backoff_scale)
         .map_err(|e| CliError::Usage(format!("--backoff-scale {e}")))?;
     let limits = args.limits.limits();
-    let rt = super::runtime(cache.runtime_config(
-        Allocator::Pooling {
-            max_instances: args.max_concurrent_hooks,
-        },
-        limits.clone(),
-    ))?;
+    let rt = args.pool.runtime(cache, limits.clone())?;
     let report = check(&args.files, &args.manifest, &rt);
     report.warnings.iter().for_each(warn);
     if !report.is_valid() {
