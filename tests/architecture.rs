@@ -19,7 +19,7 @@ const RULES: &[(&str, &[&str])] = &[
         "engine",
         &["backend", "handlers", "hook", "manifest", "events"],
     ),
-    // The CRI front (not written yet): beside the engine, never below it.
+    // The CRI front: beside the engine, never below it.
     ("cri", &["hook", "wasm", "manifest", "events"]),
     (
         "cli",

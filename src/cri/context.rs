@@ -144,7 +144,13 @@ impl Contexts {
             self.forget_container(id);
         }
         let view = Arc::new(self.build(upstream, metrics, id).await?);
-        lock(&self.views).insert(id.to_string(), view.clone());
+        let mut views = lock(&self.views);
+        // Two first calls for one container may both have built a view: keep the one that
+        // is cached, so every call of the container shares its cancellation.
+        if let Some(cached) = views.get(id).filter(|v| v.is_alive()) {
+            return Ok(cached.clone());
+        }
+        views.insert(id.to_string(), view.clone());
         Ok(view)
     }
 
