@@ -16,8 +16,9 @@ if [ "${1:-}" = --uninstall ]; then
         echo "$0: the kubelet still points at /run/wasmhook/cri.sock: point it back at containerd and restart it first" >&2
         exit 1
     fi
-    systemctl disable --now wasmhook-cri.service || true
-    rm -f /etc/systemd/system/wasmhook-cri.service /etc/systemd/system/kubelet.service.d/20-wasmhook.conf
+    systemctl disable --now wasmhook-cri.service wasmhook-cri.socket || true
+    rm -f /etc/systemd/system/wasmhook-cri.service /etc/systemd/system/wasmhook-cri.socket \
+        /etc/systemd/system/kubelet.service.d/20-wasmhook.conf
     systemctl daemon-reload
     rm -f /usr/local/bin/wasmhook
     echo "wasmhook CRI proxy removed"
@@ -28,9 +29,11 @@ bin=${1:-$here/../target/release/wasmhook}
 [ -x "$bin" ] || { echo "$0: $bin not found (cargo build --release, or pass the binary's path)" >&2; exit 1; }
 install -m 0755 "$bin" /usr/local/bin/wasmhook
 install -m 0644 "$here/wasmhook-cri.service" /etc/systemd/system/wasmhook-cri.service
+install -m 0644 "$here/wasmhook-cri.socket" /etc/systemd/system/wasmhook-cri.socket
 install -d /etc/systemd/system/kubelet.service.d
 install -m 0644 "$here/kubelet-wasmhook.conf" /etc/systemd/system/kubelet.service.d/20-wasmhook.conf
 systemctl daemon-reload
+systemctl enable --now wasmhook-cri.socket
 systemctl enable --now wasmhook-cri.service
 for _ in $(seq 50); do [ -S /run/wasmhook/cri.sock ] && break; sleep 0.1; done
 [ -S /run/wasmhook/cri.sock ] || { echo "$0: the proxy did not create its socket; journalctl -u wasmhook-cri" >&2; exit 1; }

@@ -115,3 +115,80 @@ fn cri_replaces_a_stale_socket_answers_unavailable_and_stops_on_sigterm() {
     assert!(!sock.exists(), "socket left after SIGTERM");
     assert!(err.contains("shutting down"), "{err}");
 }
+
+/// Started by systemd's socket activation: the proxy serves the socket it was handed (fd 3,
+/// `LISTEN_PID`/`LISTEN_FDS`), and leaves it in place at shutdown (systemd owns it, so calls
+/// made while the proxy restarts wait instead of failing).
+#[test]
+fn cri_serves_a_socket_handed_over_by_systemd() {
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("cri.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let raw = listener.as_raw_fd();
+    let mut cmd = Command::new("sh");
+    // `exec` keeps the shell's pid, so `$$` is the proxy's pid, as systemd sets it.
+    cmd.args([
+        "-c",
+        r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" --no-cache cri --listen "$1" --runtime-endpoint "$2""#,
+        env!("CARGO_BIN_EXE_wasmhook"),
+    ])
+    .arg(&sock)
+    .arg(dir.path().join("containerd.sock"))
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let from = BorrowedFd::borrow_raw(raw);
+            if raw == 3 {
+                rustix::io::fcntl_setfd(from, rustix::io::FdFlags::empty())?;
+            } else {
+                let mut to = OwnedFd::from_raw_fd(3);
+                rustix::io::dup2(from, &mut to)?;
+                std::mem::forget(to);
+            }
+            Ok(())
+        });
+    }
+    let mut proxy = cmd.spawn().expect("wasmhook cri starts");
+    drop(listener);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Connecting works from the start (the socket was listening before the proxy ran); the
+    // call is answered once the proxy serves.
+    let e = rt
+        .block_on(async {
+            Upstream::new(&sock)
+                .unary::<VersionResponse>(
+                    "/runtime.v1.RuntimeService/Version",
+                    &VersionRequest::default(),
+                    Duration::from_secs(20),
+                )
+                .await
+        })
+        .expect_err("no runtime behind the proxy");
+    assert_eq!(e.code, Code::Unavailable, "{e}");
+    drop(rt);
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&proxy),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = exit_within(&mut proxy, Duration::from_secs(20));
+    let mut err = String::new();
+    std::io::Read::read_to_string(proxy.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("socket_activation=true"), "{err}");
+    assert!(
+        sock.exists(),
+        "the activated socket belongs to systemd: kept"
+    );
+}

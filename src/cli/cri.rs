@@ -46,14 +46,19 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
         ..CriProxyConfig::default()
     };
     let runtime = super::tokio_runtime(true)?;
+    let inherited = inherited_socket()?;
     runtime.block_on(async move {
         let listen = config.listen.clone();
         let upstream = config.runtime_endpoint.clone();
-        let proxy = CriProxy::bind(config, rt)
-            .await
-            .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", listen.display())))?;
+        let activated = inherited.is_some();
+        let proxy = match inherited {
+            Some(l) => CriProxy::from_listener(config, rt, l).await,
+            None => CriProxy::bind(config, rt).await,
+        }
+        .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", listen.display())))?;
         tracing::info!(
             listen = %listen.display(),
+            socket_activation = activated,
             runtime = %upstream.display(),
             metrics = ?proxy.metrics_addr(),
             "wasmhook cri: relaying to the runtime; wasm ExecSync runs here"
@@ -61,6 +66,42 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
         proxy.serve(shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The socket systemd passed to us (socket activation, as `sd_listen_fds` reads it): fd 3
+/// when `LISTEN_PID` is this process and `LISTEN_FDS` is 1. `None` when not activated.
+fn inherited_socket() -> Result<Option<std::os::unix::net::UnixListener>, CliError> {
+    use std::os::fd::{BorrowedFd, FromRawFd};
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !for_us {
+        return Ok(None);
+    }
+    let n = std::env::var("LISTEN_FDS").unwrap_or_default();
+    if n != "1" {
+        return Err(CliError::Usage(format!(
+            "socket activation passed {n:?} sockets (LISTEN_FDS); wasmhook cri takes exactly one"
+        )));
+    }
+    const SD_LISTEN_FDS_START: i32 = 3;
+    // SAFETY: systemd's protocol hands fd 3 to this process (LISTEN_PID is ours); it stays
+    // open for the whole process, and is checked to be a socket before it is taken.
+    let fd = unsafe { BorrowedFd::borrow_raw(SD_LISTEN_FDS_START) };
+    match rustix::fs::fstat(fd) {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket => {}
+        _ => {
+            return Err(CliError::Usage(
+                "socket activation: fd 3 is not a socket".into(),
+            ))
+        }
+    }
+    // SAFETY: as above; from here on the listener owns fd 3.
+    Ok(Some(unsafe {
+        std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START)
+    }))
 }
 
 /// SIGTERM (systemd's stop) or SIGINT.

@@ -158,6 +158,8 @@ impl relay::Hooks for Shared {
 pub struct CriProxy {
     shared: Arc<Shared>,
     listener: UnixListener,
+    /// Whether the socket file is ours to remove at shutdown (not when systemd made it).
+    owns_socket: bool,
     metrics_listener: Option<tokio::net::TcpListener>,
 }
 
@@ -166,6 +168,28 @@ impl CriProxy {
     /// the proxy starts before it and connects on the first call.
     pub async fn bind(config: CriProxyConfig, runtime: HookRuntime) -> std::io::Result<CriProxy> {
         let listener = bind_socket(&config.listen)?;
+        Self::build(config, runtime, listener, true).await
+    }
+
+    /// Serve on a socket made by someone else: systemd's socket activation, whose socket
+    /// outlives the proxy (calls made while it restarts wait in the socket's backlog instead
+    /// of failing). `config.listen` only names it in messages; it is not removed at shutdown.
+    pub async fn from_listener(
+        config: CriProxyConfig,
+        runtime: HookRuntime,
+        listener: std::os::unix::net::UnixListener,
+    ) -> std::io::Result<CriProxy> {
+        listener.set_nonblocking(true)?;
+        let listener = UnixListener::from_std(listener)?;
+        Self::build(config, runtime, listener, false).await
+    }
+
+    async fn build(
+        config: CriProxyConfig,
+        runtime: HookRuntime,
+        listener: UnixListener,
+        owns_socket: bool,
+    ) -> std::io::Result<CriProxy> {
         let metrics_listener = match config.metrics_addr {
             Some(addr) => Some(metrics::bind(addr).await.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("metrics address {addr}: {e}"))
@@ -183,6 +207,7 @@ impl CriProxy {
         Ok(CriProxy {
             shared,
             listener,
+            owns_socket,
             metrics_listener,
         })
     }
@@ -201,7 +226,7 @@ impl CriProxy {
 
     /// Serve until `shutdown` resolves: then stop accepting, let open calls finish (at
     /// most [`CriProxyConfig::drain_timeout`]), cancel the wasm calls still running, and
-    /// remove the socket file.
+    /// remove the socket file (when the proxy made it).
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
         let stop = CancellationToken::new();
         let metrics_task = self
@@ -212,7 +237,7 @@ impl CriProxy {
             hooks: self.shared.clone(),
             metrics: self.shared.metrics.clone(),
         });
-        let listen = self.shared.config.listen.clone();
+        let listen = self.owns_socket.then(|| self.shared.config.listen.clone());
         let drain = self.shared.config.drain_timeout;
         let server = relay::serve(relay, self.listener, stop.clone(), drain);
         tokio::pin!(server);
@@ -235,7 +260,9 @@ impl CriProxy {
         if let Some(t) = metrics_task {
             let _ = t.await;
         }
-        let _ = std::fs::remove_file(&listen);
+        if let Some(listen) = listen {
+            let _ = std::fs::remove_file(listen);
+        }
     }
 }
 
