@@ -159,6 +159,12 @@ pub async fn serve<H: Hooks>(
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(16 << 20)
             .max_frame_size(1 << 20)
+            // containerd (grpc-go) sets no limit on concurrent calls, and long preStop hooks
+            // can hold many at once: hyper's default of 200 would queue the kubelet's calls
+            // behind them.
+            .max_concurrent_streams(None)
+            // grpc-go's default; error trailers can be long.
+            .max_header_list_size(16 << 20)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -62,6 +62,7 @@ impl Upstream {
                 // grpc-go's defaults: messages up to 16 MiB flow without stalls.
                 .initial_stream_window_size(1 << 20)
                 .initial_connection_window_size(16 << 20)
+                .max_header_list_size(16 << 20)
                 .handshake::<_, Body>(TokioIo::new(stream))
                 .await
                 .map_err(std::io::Error::other)?;
