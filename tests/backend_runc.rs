@@ -50,14 +50,16 @@ fn runc_ready() -> bool {
     }
 }
 
-/// The test images (`busybox` OCI layout, `busybox-rootfs` plain rootfs), built once.
+/// The test images (`busybox` OCI layout, `busybox-rootfs` plain rootfs), built once per run
+/// into cargo's scratch directory for integration tests: a `static` is never dropped, so a
+/// temporary directory here would be left behind by every run.
 fn images() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = tempfile::tempdir().unwrap();
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runc-test-images");
         let out = Command::new("bash")
             .arg(root().join("scripts/make-test-image.sh"))
-            .arg(d.path())
+            .arg(&d)
             .output()
             .unwrap();
         assert!(
@@ -67,7 +69,6 @@ fn images() -> &'static Path {
         );
         d
     })
-    .path()
 }
 
 struct Fixture {
