@@ -13,13 +13,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A per-test scratch directory, removed on drop. Its name carries `tag`, the test process
-/// and a counter, so parallel tests never share one.
+/// A per-test scratch directory, removed on drop. Its name carries `tag` (anything but
+/// letters and digits becomes `-`, so a tag such as `write ../outside` names one directory,
+/// not a path), the test process and a counter, so parallel tests never share one.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
+        let tag: String = tag
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
         let dir = std::env::temp_dir().join(format!(
             "wasmhook-test-{tag}-{}-{}",
             std::process::id(),
