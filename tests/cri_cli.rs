@@ -54,6 +54,37 @@ fn exit_within(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// A `Version` call through the proxy at `sock`, on a client that is gone when it returns
+/// (as a stopped kubelet's: an idle client still there would get GOAWAY and close).
+fn version_through(sock: &Path) -> Result<VersionResponse, wasmhook::cri::grpc::Status> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        Upstream::new(sock)
+            .unary::<VersionResponse>(
+                "/runtime.v1.RuntimeService/Version",
+                &VersionRequest::default(),
+                Duration::from_secs(20),
+            )
+            .await
+    })
+}
+
+/// SIGTERM the proxy; its exit status (within 20 s) and everything it wrote to stderr.
+fn sigterm(proxy: &mut Child) -> (std::process::ExitStatus, String) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(proxy),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = exit_within(proxy, Duration::from_secs(20));
+    let mut err = String::new();
+    std::io::Read::read_to_string(proxy.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
 #[test]
 fn cri_replaces_a_stale_socket_answers_unavailable_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,36 +112,12 @@ fn cri_replaces_a_stale_socket_answers_unavailable_and_stops_on_sigterm() {
     assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
 
     // No containerd: every call answers Unavailable with grpc-go's dial wording.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let e = rt
-        .block_on(async {
-            Upstream::new(&sock)
-                .unary::<VersionResponse>(
-                    "/runtime.v1.RuntimeService/Version",
-                    &VersionRequest::default(),
-                    Duration::from_secs(10),
-                )
-                .await
-        })
-        .expect_err("no runtime behind the proxy");
+    let e = version_through(&sock).expect_err("no runtime behind the proxy");
     assert_eq!(e.code, Code::Unavailable, "{e}");
     assert!(e.message.contains("dial unix"), "{e}");
-    // The client goes away, as a kubelet being stopped would (an idle client that is still
-    // there gets GOAWAY and closes).
-    drop(rt);
 
     // SIGTERM: a clean exit, the socket removed.
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&proxy),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let status = exit_within(&mut proxy, Duration::from_secs(20));
-    let mut err = String::new();
-    std::io::Read::read_to_string(proxy.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let (status, err) = sigterm(&mut proxy);
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!sock.exists(), "socket left after SIGTERM");
     assert!(err.contains("shutting down"), "{err}");
@@ -157,34 +164,11 @@ fn cri_serves_a_socket_handed_over_by_systemd() {
     let mut proxy = cmd.spawn().expect("wasmhook cri starts");
     drop(listener);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // Connecting works from the start (the socket was listening before the proxy ran); the
     // call is answered once the proxy serves.
-    let e = rt
-        .block_on(async {
-            Upstream::new(&sock)
-                .unary::<VersionResponse>(
-                    "/runtime.v1.RuntimeService/Version",
-                    &VersionRequest::default(),
-                    Duration::from_secs(20),
-                )
-                .await
-        })
-        .expect_err("no runtime behind the proxy");
+    let e = version_through(&sock).expect_err("no runtime behind the proxy");
     assert_eq!(e.code, Code::Unavailable, "{e}");
-    drop(rt);
-
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&proxy),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let status = exit_within(&mut proxy, Duration::from_secs(20));
-    let mut err = String::new();
-    std::io::Read::read_to_string(proxy.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let (status, err) = sigterm(&mut proxy);
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.contains("socket_activation=true"), "{err}");
     assert!(
