@@ -166,11 +166,12 @@ fn invocation(
         preopens,
         limits: Limits {
             timeout: probe_timeout.unwrap_or(s.timeout),
-            fuel: s.fuel,
-            max_memory: s.max_memory,
-            allow_network: s.allow_network,
             max_output: p.config.max_output,
-            ..p.runtime.config().default_limits.clone()
+            ..p.runtime
+                .config()
+                .default_limits
+                .clone()
+                .with_hook_settings(s)
         },
         identity,
         cancel: Some(view.cancel.child_token()),

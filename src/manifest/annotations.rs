@@ -117,24 +117,8 @@ fn split_key(name: &str) -> Key<'_> {
     }
 }
 
-/// What carries a pod's annotations: a k8s [`Pod`] (the engine, `validate`), or the bare
-/// map (the CRI front reads it from containerd's `PodSandboxStatus`, where there is no
-/// `Pod`). [`hook_settings`] and [`native_exec_allowed`] take either.
-pub trait PodAnnotations {
-    /// The annotation map, `None` when there is none.
-    fn annotations(&self) -> Option<&BTreeMap<String, String>>;
-}
-
-impl PodAnnotations for BTreeMap<String, String> {
-    fn annotations(&self) -> Option<&BTreeMap<String, String>> {
-        Some(self)
-    }
-}
-
-impl PodAnnotations for Pod {
-    fn annotations(&self) -> Option<&BTreeMap<String, String>> {
-        self.metadata.annotations.as_ref()
-    }
+fn annotations(pod: &Pod) -> Option<&BTreeMap<String, String>> {
+    pod.metadata.annotations.as_ref()
 }
 
 fn container_names(pod: &Pod) -> Vec<&str> {
@@ -150,7 +134,7 @@ fn container_names(pod: &Pod) -> Vec<&str> {
 
 /// Check every `wasmhook.dev/` annotation; push one error per problem.
 pub(super) fn validate(pod: &Pod, errs: &mut Vec<FieldError>) {
-    let Some(map) = pod.annotations() else { return };
+    let Some(map) = annotations(pod) else { return };
     let containers = container_names(pod);
     for (key, value) in map {
         let Some(name) = key.strip_prefix(PREFIX) else {
@@ -237,16 +221,14 @@ fn lookup(
 
 /// The settings of one hook: `defaults` overridden by pod-wide, then per-container, then
 /// per-hook annotations. Assumes the pod was validated (unparsable values are skipped).
-///
-/// `pod` is anything with annotations: a `Pod`, or the bare map (`&BTreeMap<String,
-/// String>`) when there is no `Pod`; [`hook_settings_from`] also serves exec probes.
+/// Without a `Pod` (the CRI front has only the annotation map), see [`hook_settings_from`].
 pub fn hook_settings(
-    pod: &(impl PodAnnotations + ?Sized),
+    pod: &Pod,
     container: &str,
     kind: HookKind,
     defaults: &HookSettings,
 ) -> HookSettings {
-    match pod.annotations() {
+    match annotations(pod) {
         Some(map) => hook_settings_from(map, container, Some(kind), defaults),
         None => defaults.clone(),
     }
@@ -277,8 +259,8 @@ pub fn hook_settings_from(
 
 /// `wasmhook.dev/native-exec: "true"`: the pod allows the native exec fallback (the engine
 /// must enable it too).
-pub fn native_exec_allowed(pod: &(impl PodAnnotations + ?Sized)) -> bool {
-    pod.annotations()
+pub fn native_exec_allowed(pod: &Pod) -> bool {
+    annotations(pod)
         .and_then(|m| m.get(NATIVE_EXEC))
         .is_some_and(|v| v == "true")
 }
@@ -303,14 +285,14 @@ mod tests {
         let d = HookSettings::default();
         for kind in [HookKind::PostStart, HookKind::PreStop] {
             assert_eq!(
-                hook_settings(&map, "app", kind, &d),
+                hook_settings_from(&map, "app", Some(kind), &d),
                 hook_settings(&pod, "app", kind, &d)
             );
         }
-        let pre = hook_settings(&map, "app", HookKind::PreStop, &d);
+        let pre = hook_settings_from(&map, "app", Some(HookKind::PreStop), &d);
         assert_eq!(pre.timeout, Duration::from_secs(60));
         assert!(pre.allow_network);
-        assert!(native_exec_allowed(&map));
+        assert!(native_exec_allowed(&pod));
         assert_eq!(
             hook_settings(&Pod::default(), "app", HookKind::PreStop, &d),
             d
