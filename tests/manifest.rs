@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use wasmhook::handlers::{HookKind, HookSettings, HttpStatusMode};
+use wasmhook::hook::HookNetwork;
 use wasmhook::manifest::annotations::{hook_settings, native_exec_allowed};
 use wasmhook::manifest::{
     check_files, load_file, load_str, resolve_module, validate, LoadOptions, ManifestError,
@@ -302,7 +303,7 @@ fn annotation_errors() {
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-fuel]: Invalid value: "lots": must be a positive integer"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-fuel.app.preStop.x]: Invalid value: "wasmhook.dev/hook-fuel.app.preStop.x": must be wasmhook.dev/hook-fuel, wasmhook.dev/hook-fuel.<container> or wasmhook.dev/hook-fuel.<container>.<postStart|preStop>"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-max-memory.app]: Invalid value: "64MB": must be a quantity such as 64Mi, 1Gi, 500M or a plain number of bytes"#,
-        r#"pod "web": metadata.annotations[wasmhook.dev/hook-network]: Unsupported value: "maybe": supported values: "allow", "deny""#,
+        r#"pod "web": metadata.annotations[wasmhook.dev/hook-network]: Unsupported value: "maybe": supported values: "deny", "pod", "allow""#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-timeout]: Invalid value: "5 seconds": must be a duration such as 500ms, 30s, 2m or 1m30s"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-timeout.api]: Not found: "api": no container or init container has this name"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-timeout.app.start]: Unsupported value: "start": supported values: "postStart", "preStop""#,
@@ -548,7 +549,7 @@ fn annotations_most_specific_wins() {
         timeout: Duration::from_secs(30),
         fuel: None,
         max_memory: 64 << 20,
-        allow_network: false,
+        network: HookNetwork::Deny,
         http_status: HttpStatusMode::Ignore,
     };
     let app_post = hook_settings(pod, "app", HookKind::PostStart, &defaults);
@@ -558,13 +559,13 @@ fn annotations_most_specific_wins() {
             timeout: Duration::from_secs(10),
             fuel: Some(1000),
             max_memory: 1_610_612_736,
-            allow_network: true,
+            network: HookNetwork::Allow,
             http_status: HttpStatusMode::Ignore,
         }
     );
     let app_pre = hook_settings(pod, "app", HookKind::PreStop, &defaults);
     assert_eq!(app_pre.timeout, Duration::from_secs(90));
-    assert!(!app_pre.allow_network);
+    assert_eq!(app_pre.network, HookNetwork::Deny);
     let other = hook_settings(pod, "other", HookKind::PreStop, &defaults);
     assert_eq!(
         other,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wasmhook::events::PodRef;
 use wasmhook::handlers::HookKind;
+use wasmhook::hook::HookNetwork;
 use wasmhook::wasm::{
     Allocator, ExecStatus, HookIdentity, HookModule, HookRuntime, Invocation, Limits, LoadError,
     ModuleKind, Preopen, RuntimeConfig,
@@ -603,7 +604,11 @@ async fn calls_with_a_network_namespace_run_on_their_own_thread() {
     let in_ns = |args: &[&str], netns: &str, allow_network: bool| Invocation {
         netns: Some(netns.into()),
         limits: Limits {
-            allow_network,
+            network: if allow_network {
+                HookNetwork::Allow
+            } else {
+                HookNetwork::Deny
+            },
             timeout: Duration::from_secs(20),
             ..Limits::default()
         },
@@ -668,7 +673,11 @@ fn connect_inv(allow_network: bool, netns: Option<PathBuf>) -> Invocation {
     Invocation {
         netns,
         limits: Limits {
-            allow_network,
+            network: if allow_network {
+                HookNetwork::Allow
+            } else {
+                HookNetwork::Deny
+            },
             timeout: Duration::from_secs(20),
             ..Limits::default()
         },

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::error::{message, CliError, CliResult, Stdout};
+use crate::hook::HookNetwork;
 use crate::manifest::{parse_go_duration, parse_quantity_bytes};
 use crate::wasm::{
     default_cache_dir, Allocator, ExecOutcome, ExecStatus, HookRuntime, Invocation, Limits,
@@ -97,9 +98,12 @@ pub struct LimitArgs {
     /// Captured output kept per hook; the rest is dropped (`1Mi`).
     #[arg(long, value_name = "QUANTITY", value_parser = parse_quantity_bytes, default_value = "1Mi")]
     pub max_output: u64,
-    /// Give hooks network access (WASI sockets; preview 2 components only).
-    #[arg(long)]
-    pub allow_network: bool,
+    /// What hooks may reach over the network (WASI sockets, name lookups, wasi:http;
+    /// components only): `deny`, `pod` (the pod's own addresses), `allow`, or an allow-list
+    /// such as `127.0.0.1:8080,[::1]:8080,localhost:9901`. Pods override it with the
+    /// `wasmhook.dev/hook-network` annotation.
+    #[arg(long, value_name = "POLICY", value_parser = parse_hook_network, default_value = "deny")]
+    pub hook_network: HookNetwork,
 }
 
 impl LimitArgs {
@@ -109,7 +113,7 @@ impl LimitArgs {
             fuel: self.fuel,
             max_memory: self.max_memory,
             max_output: usize::try_from(self.max_output).unwrap_or(usize::MAX),
-            allow_network: self.allow_network,
+            network: self.hook_network.clone(),
             ..Limits::default()
         }
     }
@@ -140,6 +144,12 @@ pub struct CompileArgs {
     /// Where to write the precompiled module [default: MODULE with extension .cwasm]
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
+}
+
+fn parse_hook_network(s: &str) -> Result<HookNetwork, String> {
+    s.parse().map_err(|e| {
+        format!("{e} (deny, pod, allow, or a comma-separated allow-list of HOST[:PORT] or CIDR[:PORT] entries)")
+    })
 }
 
 fn parse_dir(s: &str) -> Result<Preopen, String> {
@@ -238,6 +248,7 @@ pub fn outcome_json(module: &crate::wasm::HookModule, o: &ExecOutcome) -> String
         "droppedBytes": o.output.dropped,
         "durationMs": o.duration.as_secs_f64() * 1000.0,
         "fuelUsed": o.fuel_used,
+        "networkRefused": o.network_refused,
     })
     .to_string()
 }

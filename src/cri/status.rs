@@ -17,6 +17,9 @@
 //! | timed out, hook (`timeout = 0`, wasmhook's own bound) | OK, exit code 124 (as `timeout(1)`), reason on stderr |
 //! | cancelled (container stopped) | OK, exit code 137, as an exec killed with its container |
 //! | could not start | `Unknown`, `failed to exec in container: wasmhook: ...` |
+//!
+//! Whatever the hook's network policy refused it is on stderr too, one
+//! `wasmhook: network policy refused <what>` line each, before the reason.
 
 use std::time::Duration;
 
@@ -40,9 +43,13 @@ pub fn reply(
     probe_timeout: Option<Duration>,
 ) -> Result<ExecSyncResponse, Status> {
     let out = outcome.output;
+    let refused = outcome.network_refused;
     let ok = |exit_code: i32, note: Option<String>| {
         let mut stderr = out.stderr.clone();
-        if let Some(note) = note {
+        let refusals = refused
+            .iter()
+            .map(|r| format!("network policy refused {r}"));
+        for note in refusals.chain(note) {
             if !stderr.is_empty() && !stderr.ends_with(b"\n") {
                 stderr.push(b'\n');
             }
@@ -116,6 +123,7 @@ mod tests {
             },
             duration: Duration::ZERO,
             fuel_used: None,
+            network_refused: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@
 //! | `hook-timeout` | Go duration (`500ms`, `5s`, `2m`, `1m30s`), > 0 |
 //! | `hook-fuel` | integer ≥ 1 (instruction budget) |
 //! | `hook-max-memory` | Kubernetes quantity (`64Mi`, `1Gi`, `500M`, bytes), > 0 |
-//! | `hook-network` | `deny` \| `allow` |
+//! | `hook-network` | `deny` \| `pod` \| `allow` \| an allow-list (`127.0.0.1:8080,[::1]:8080,localhost:9901`), see [`crate::hook::network`] |
 //! | `http-status` | `ignore` \| `strict` |
 //!
 //! plus the pod-wide switch `wasmhook.dev/native-exec` (`"true"` \| `"false"`).
@@ -27,7 +27,8 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::units::{parse_go_duration, parse_quantity_bytes};
 use super::{BadValue, FieldError};
-use crate::hook::{HookKind, HookSettings, HttpStatusMode};
+use crate::hook::network::ParseError;
+use crate::hook::{HookKind, HookNetwork, HookSettings, HttpStatusMode};
 
 /// The annotation namespace wasmhook owns.
 pub const PREFIX: &str = "wasmhook.dev/";
@@ -53,7 +54,7 @@ enum Value {
     Timeout(Duration),
     Fuel(u64),
     MaxMemory(u64),
-    Network(bool),
+    Network(HookNetwork),
     HttpStatus(HttpStatusMode),
 }
 
@@ -77,10 +78,14 @@ fn parse_value(setting: &str, value: &str, path: &str) -> Result<Value, FieldErr
             Ok(n) => Ok(Value::MaxMemory(n)),
             Err(e) => Err(invalid(e)),
         },
-        "hook-network" => match value {
-            "deny" => Ok(Value::Network(false)),
-            "allow" => Ok(Value::Network(true)),
-            _ => Err(FieldError::not_supported(path, value, &["allow", "deny"])),
+        "hook-network" => match value.parse() {
+            Ok(n) => Ok(Value::Network(n)),
+            Err(ParseError::UnknownKeyword) => Err(FieldError::not_supported(
+                path,
+                value,
+                &HookNetwork::KEYWORDS,
+            )),
+            Err(ParseError::BadEntry(why)) => Err(invalid(why)),
         },
         "http-status" => match value {
             "ignore" => Ok(Value::HttpStatus(HttpStatusMode::Ignore)),
@@ -249,7 +254,7 @@ pub fn hook_settings_from(
             Some(Value::Timeout(d)) => s.timeout = d,
             Some(Value::Fuel(n)) => s.fuel = Some(n),
             Some(Value::MaxMemory(n)) => s.max_memory = n,
-            Some(Value::Network(allow)) => s.allow_network = allow,
+            Some(Value::Network(n)) => s.network = n,
             Some(Value::HttpStatus(m)) => s.http_status = m,
             None => {}
         }
@@ -274,7 +279,7 @@ mod tests {
         let map: BTreeMap<String, String> = [
             ("wasmhook.dev/hook-timeout", "5s"),
             ("wasmhook.dev/hook-timeout.app.preStop", "1m"),
-            ("wasmhook.dev/hook-network.app", "allow"),
+            ("wasmhook.dev/hook-network.app", "pod"),
             ("wasmhook.dev/native-exec", "true"),
         ]
         .into_iter()
@@ -291,7 +296,7 @@ mod tests {
         }
         let pre = hook_settings_from(&map, "app", Some(HookKind::PreStop), &d);
         assert_eq!(pre.timeout, Duration::from_secs(60));
-        assert!(pre.allow_network);
+        assert_eq!(pre.network, HookNetwork::Pod);
         assert!(native_exec_allowed(&pod));
         assert_eq!(
             hook_settings(&Pod::default(), "app", HookKind::PreStop, &d),

@@ -9,15 +9,18 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::cache::{HookModule, Prepared};
 use super::limits::{LimitHit, Limits, StoreLimiter};
+use super::network::{GuardedSockets, HttpPolicy, NetworkGuard};
 use super::output::{CapturedOutput, OutputBuffer};
 use super::typed;
 use super::HookRuntime;
 use crate::events::PodRef;
-use crate::hook::HookKind;
+use crate::hook::{HookKind, PodScope};
 
 /// A host directory the hook sees at `guest` (a container's volume mount).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,9 +53,11 @@ pub struct Invocation {
     /// Cancelling it stops the hook (as dropping the `run` future does).
     pub cancel: Option<CancellationToken>,
     /// The network namespace (a path such as `/proc/<pid>/ns/net`) the hook's sockets live
-    /// in, when it may use the network (`limits.allow_network`): the call then runs on a
-    /// thread of its own that has entered the namespace, so `127.0.0.1` is the pod's
-    /// loopback, not the node's. `None`: the caller's namespace.
+    /// in, when it may use the network (`limits.network` is not `deny`): the call then runs
+    /// on a thread of its own that has entered the namespace, so `127.0.0.1` is the pod's
+    /// loopback, not the node's, and the `pod` policy means the namespace's own addresses
+    /// ([`PodScope::Namespace`]). `None`: the caller's namespace, where `pod` means exactly
+    /// `127.0.0.1` and `::1` ([`PodScope::HostLoopback`]).
     pub netns: Option<PathBuf>,
 }
 
@@ -131,6 +136,9 @@ pub struct ExecOutcome {
     pub duration: Duration,
     /// Fuel consumed, when the call was metered.
     pub fuel_used: Option<u64>,
+    /// What the network policy refused the hook, one line each (`tcp connect to
+    /// 10.0.0.1:80`, `name lookup of example.com`), in order, at most 16.
+    pub network_refused: Vec<String>,
 }
 
 impl ExecOutcome {
@@ -161,9 +169,18 @@ impl ExecOutcome {
         self.output.dropped > 0
     }
 
-    /// The combined output, with a marker line when bytes were dropped.
+    /// The combined output, with a marker line when bytes were dropped and one per network
+    /// refusal.
     pub fn output_with_marker(&self) -> Vec<u8> {
         let mut out = self.output.combined.clone();
+        for refused in &self.network_refused {
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(
+                format!("[wasmhook: network policy refused {refused}]\n").as_bytes(),
+            );
+        }
         if self.output.dropped > 0 {
             out.extend_from_slice(
                 format!(
@@ -188,6 +205,8 @@ pub(crate) struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
     limiter: StoreLimiter,
+    http: WasiHttpCtx,
+    http_policy: HttpPolicy,
 }
 
 impl WasiView for P2State {
@@ -196,6 +215,26 @@ impl WasiView for P2State {
             ctx: &mut self.ctx,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for P2State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
+        }
+    }
+}
+
+impl GuardedSockets for P2State {
+    fn guarded_sockets(&mut self) -> (WasiSocketsCtxView<'_>, &NetworkGuard) {
+        let sockets = WasiSocketsCtxView {
+            ctx: self.ctx.sockets(),
+            table: &mut self.table,
+        };
+        (sockets, &self.http_policy.guard)
     }
 }
 
@@ -208,7 +247,7 @@ impl HookRuntime {
     /// Run one call of `module`. Never fails: every problem is an [`ExecStatus`].
     pub async fn run(&self, module: &HookModule, inv: Invocation) -> ExecOutcome {
         match &inv.netns {
-            Some(ns) if inv.limits.allow_network => {
+            Some(ns) if inv.limits.network.is_enabled() => {
                 let ns = ns.clone();
                 self.run_in_netns(ns, module.clone(), inv).await
             }
@@ -256,6 +295,7 @@ impl HookRuntime {
             output: CapturedOutput::default(),
             duration: started.elapsed(),
             fuel_used: None,
+            network_refused: Vec::new(),
         };
         if let Err(e) = spawned {
             return failed(format!("cannot start a thread for the hook: {e}"));
@@ -279,7 +319,12 @@ impl HookRuntime {
         let started = Instant::now();
         let output = OutputBuffer::new(inv.limits.max_output);
         let mut fuel_used = None;
-        let call = self.call(module, &inv, &output, started, &mut fuel_used);
+        let scope = match inv.netns {
+            Some(_) => PodScope::Namespace,
+            None => PodScope::HostLoopback,
+        };
+        let guard = NetworkGuard::new(inv.limits.network.clone(), scope);
+        let call = self.call(module, &inv, &output, &guard, started, &mut fuel_used);
         let timeout = inv.limits.timeout;
         let cancel = inv.cancel.clone().unwrap_or_default();
         let status = tokio::select! {
@@ -291,6 +336,7 @@ impl HookRuntime {
             output: output.take(),
             duration: started.elapsed(),
             fuel_used,
+            network_refused: guard.refusals(),
         }
     }
 
@@ -299,6 +345,7 @@ impl HookRuntime {
         module: &HookModule,
         inv: &Invocation,
         output: &OutputBuffer,
+        guard: &Arc<NetworkGuard>,
         started: Instant,
         fuel_used: &mut Option<u64>,
     ) -> ExecStatus {
@@ -308,11 +355,15 @@ impl HookRuntime {
                 Ok(p) => p,
                 Err(e) => return ExecStatus::Error(e),
             };
-        let wasi = match wasi_builder(inv, output) {
+        let wasi = match wasi_builder(inv, output, guard) {
             Ok(b) => b,
             Err(e) => return ExecStatus::Error(e),
         };
         let deadline = started + limits.timeout;
+        let http_policy = || HttpPolicy {
+            guard: guard.clone(),
+            deadline,
+        };
         // Hold a pool slot for the whole call (declared before the store: dropped after it).
         let _slot = match self.inner.engines(limits.fuel.is_some()) {
             Ok(set) => match &set.slots {
@@ -347,7 +398,7 @@ impl HookRuntime {
                 }
             }
             Prepared::Command(pre) => {
-                let mut store = p2_store(pre.engine(), wasi, limits, deadline);
+                let mut store = p2_store(pre.engine(), wasi, http_policy(), limits, deadline);
                 let result = async {
                     let cmd = pre.instantiate_async(&mut store).await?;
                     cmd.wasi_cli_run().call_run(&mut store).await
@@ -361,7 +412,7 @@ impl HookRuntime {
                 }
             }
             Prepared::Typed(pre) => {
-                let mut store = p2_store(pre.engine(), wasi, limits, deadline);
+                let mut store = p2_store(pre.engine(), wasi, http_policy(), limits, deadline);
                 let ctx = typed_context(inv);
                 let result = async {
                     let hook = pre.instantiate_async(&mut store).await?;
@@ -382,8 +433,13 @@ impl HookRuntime {
 }
 
 /// The WASI context: argv, env (with `WASMHOOK_*` winning clashes), preopens, captured
-/// output, empty stdin, and sockets only when allowed. Nothing else of the host.
-fn wasi_builder(inv: &Invocation, output: &OutputBuffer) -> Result<WasiCtxBuilder, String> {
+/// output, empty stdin, and sockets only as far as the network policy (`guard`) permits.
+/// Nothing else of the host.
+fn wasi_builder(
+    inv: &Invocation,
+    output: &OutputBuffer,
+    guard: &Arc<NetworkGuard>,
+) -> Result<WasiCtxBuilder, String> {
     let mut b = WasiCtxBuilder::new();
     b.args(&inv.args)
         .stdout(output.stdout())
@@ -403,11 +459,16 @@ fn wasi_builder(inv: &Invocation, output: &OutputBuffer) -> Result<WasiCtxBuilde
             )
         })?;
     }
-    if inv.limits.allow_network {
-        b.inherit_network()
-            .allow_tcp(true)
-            .allow_udp(true)
-            .allow_ip_name_lookup(true);
+    if inv.limits.network.is_enabled() {
+        let guard = guard.clone();
+        b.socket_addr_check(move |addr, use_| {
+            let guard = guard.clone();
+            Box::pin(async move { guard.check(addr, use_).await })
+        })
+        .allow_tcp(true)
+        .allow_udp(true)
+        // Which names: the guarded `resolve-addresses` (`network::add_to_linker`) decides.
+        .allow_ip_name_lookup(true);
     }
     Ok(b)
 }
@@ -475,6 +536,7 @@ fn typed_context(inv: &Invocation) -> typed::Context {
 fn p2_store(
     engine: &wasmtime::Engine,
     mut wasi: WasiCtxBuilder,
+    http_policy: HttpPolicy,
     limits: &Limits,
     deadline: Instant,
 ) -> Store<P2State> {
@@ -482,6 +544,8 @@ fn p2_store(
         ctx: wasi.build(),
         table: ResourceTable::new(),
         limiter: StoreLimiter::new(limits),
+        http: WasiHttpCtx::new(),
+        http_policy,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use wasmtime::ResourceLimiter;
 
-use crate::hook::{HookSettings, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT};
+use crate::hook::{HookNetwork, HookSettings, DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT};
 
 /// Limits of one hook call. Every field has a finite default: no call is unbounded.
 /// Limits are not validated: a zero timeout or memory cap makes every call fail (with
@@ -28,9 +28,10 @@ pub struct Limits {
     /// Captured output (stdout + stderr) kept, in bytes; the rest is counted and dropped.
     /// Default: 1 MiB.
     pub max_output: usize,
-    /// Give the hook WASI sockets (preview 2 components only; preview 1 has no sockets).
-    /// Default: `false`.
-    pub allow_network: bool,
+    /// What the hook may reach: WASI sockets, name lookups and `wasi:http` requests, each
+    /// checked by the host against this policy (preview 2 components only; preview 1 has no
+    /// sockets). Default: [`HookNetwork::Deny`].
+    pub network: HookNetwork,
 }
 
 impl Default for Limits {
@@ -42,20 +43,20 @@ impl Default for Limits {
             max_table_elements: 10_000,
             max_instances: 32,
             max_output: 1 << 20,
-            allow_network: false,
+            network: HookNetwork::Deny,
         }
     }
 }
 
 impl Limits {
-    /// These limits with one hook's timeout, fuel, memory cap and network switch: the
+    /// These limits with one hook's timeout, fuel, memory cap and network policy: the
     /// limits of one exec hook call.
     pub fn with_hook_settings(self, s: &HookSettings) -> Limits {
         Limits {
             timeout: s.timeout,
             fuel: s.fuel,
             max_memory: s.max_memory,
-            allow_network: s.allow_network,
+            network: s.network.clone(),
             ..self
         }
     }
@@ -67,7 +68,7 @@ impl Limits {
             timeout: self.timeout,
             fuel: self.fuel,
             max_memory: self.max_memory,
-            allow_network: self.allow_network,
+            network: self.network.clone(),
             ..HookSettings::default()
         }
     }

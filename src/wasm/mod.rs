@@ -23,6 +23,7 @@
 mod cache;
 mod invoke;
 mod limits;
+mod network;
 mod output;
 mod typed;
 
@@ -154,6 +155,10 @@ impl EngineSet {
         p1.allow_shadowing(false);
         let mut p2 = component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2)?;
+        // Name lookups under the hook's network policy, and wasi:http (whose requests the
+        // policy checks too: `P2State`'s `HttpPolicy`).
+        network::add_to_linker(&mut p2)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut p2)?;
         // The typed hook world's `types` interface has only types: an empty instance.
         p2.instance(typed::TYPES_INTERFACE)?;
         let cache_dir = config.cache_dir.as_ref().map(|d| {

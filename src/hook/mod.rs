@@ -1,5 +1,6 @@
 //! The hook vocabulary every layer shares: which hook runs ([`HookKind`]) and with which
-//! limits and switches ([`HookSettings`], [`HttpStatusMode`]).
+//! limits and switches ([`HookSettings`], [`HttpStatusMode`]), and the network a hook may use
+//! ([`network`]).
 //!
 //! **Architecture Invariant:** this is a leaf: it imports nothing of the crate, so
 //! `manifest`, `wasm`, `handlers`, `engine` and the CRI front can all name these types
@@ -10,8 +11,12 @@
 //! (`wasmhook hook run`) get the same bounds. (They live here, not in `wasm`, because
 //! `wasm` imports this module: the other way round would be an import cycle.)
 
+pub mod network;
+
 use std::fmt;
 use std::time::Duration;
+
+pub use network::{HookNetwork, PodScope};
 
 /// Wall-clock bound of a hook (and of a wasm call) unless configured: 30 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,7 +64,7 @@ pub enum HttpStatusMode {
 ///
 /// Defaults ([`HookSettings::default`]): those of a wasm call
 /// ([`crate::wasm::Limits::default`], from the same constants): 30 s, no fuel, 64 MiB, no
-/// network; and [`HttpStatusMode::Ignore`]. `wasm::Limits::hook_settings` and
+/// network ([`HookNetwork::Deny`]); and [`HttpStatusMode::Ignore`]. `wasm::Limits::hook_settings` and
 /// `wasm::Limits::with_hook_settings` convert between the two.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HookSettings {
@@ -71,8 +76,9 @@ pub struct HookSettings {
     /// Linear memory cap for wasm hooks, in bytes. Default: 64 MiB
     /// ([`DEFAULT_MAX_MEMORY`]).
     pub max_memory: u64,
-    /// Whether a wasm hook gets WASI sockets. Default: `false` (no network).
-    pub allow_network: bool,
+    /// What a wasm hook may reach over the network (WASI sockets, name lookup, `wasi:http`).
+    /// Default: [`HookNetwork::Deny`] (nothing).
+    pub network: HookNetwork,
     /// Default: [`HttpStatusMode::Ignore`], the kubelet's behaviour.
     pub http_status: HttpStatusMode,
 }
@@ -83,7 +89,7 @@ impl Default for HookSettings {
             timeout: DEFAULT_TIMEOUT,
             fuel: None,
             max_memory: DEFAULT_MAX_MEMORY,
-            allow_network: false,
+            network: HookNetwork::Deny,
             http_status: HttpStatusMode::Ignore,
         }
     }
