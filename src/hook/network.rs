@@ -8,7 +8,7 @@
 //! | value | the hook may reach |
 //! |---|---|
 //! | `deny` (default) | nothing: no sockets, no name lookup, no HTTP |
-//! | `pod` | the pod's own addresses, any port (see [`PodScope`]) |
+//! | `pod` | the pod's own addresses, any port (see [`PodScope`]); of names only `localhost` |
 //! | `allow` | everything |
 //! | a list | exactly its entries, comma-separated (below) |
 //!
@@ -110,14 +110,20 @@ impl HookNetwork {
     }
 
     /// Whether the hook may look `name` up (wasi:sockets `ip-name-lookup`, or the host part of
-    /// an HTTP request's URL). `allow` permits every name; a list only its name entries (on
-    /// any of their ports); `pod` and `deny` none. IP literals are not names: they are judged
-    /// by [`HookNetwork::permits`].
+    /// an HTTP request's URL). `allow` permits every name; a list its name entries (on any of
+    /// their ports); `pod` (alone or as an entry) only `localhost`, which is the loopback by
+    /// definition (RFC 6761) and asks no DNS server; `deny` none. IP literals are not names:
+    /// they are judged by [`HookNetwork::permits`].
     pub fn permits_name(&self, name: &str) -> bool {
+        let localhost = normalize_name(name) == "localhost";
         match self {
             HookNetwork::Allow => true,
-            HookNetwork::List(_) => self.name_ports(name).next().is_some(),
-            HookNetwork::Deny | HookNetwork::Pod => false,
+            HookNetwork::Pod => localhost,
+            HookNetwork::List(entries) => {
+                self.name_ports(name).next().is_some()
+                    || (localhost && entries.iter().any(|e| e.target == Target::Pod))
+            }
+            HookNetwork::Deny => false,
         }
     }
 
@@ -427,7 +433,11 @@ mod tests {
         assert!(pod.permits(sa("[::ffff:127.0.0.1]:80"), host, &nothing_local));
         assert!(!pod.permits(sa("127.0.0.2:80"), host, &nothing_local));
         assert!(!pod.permits(sa("10.1.2.3:80"), host, &nothing_local));
-        assert!(!pod.permits_name("localhost"));
+        // `localhost` is the loopback by definition, no DNS; other names are refused.
+        assert!(pod.permits_name("localhost"));
+        assert!(p("pod,10.0.0.53:53").permits_name("LocalHost."));
+        assert!(!pod.permits_name("example.com"));
+        assert!(!pod.permits_name("localhost.example.com"));
     }
 
     #[test]
