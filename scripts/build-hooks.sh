@@ -11,6 +11,9 @@
 #   write-message.wasm, drain.wasm        Rust, WASI p1 command modules (examples/hooks/<name>)
 #   log-env.wasm                          C, WASI p1 command module (examples/hooks/c/log-env.c)
 #   write-message.component.wasm          the p1 module above as a WASI p2 command component
+#   drain-http.component.wasm             Rust (hooks-sdk feature `http`), p1 module + command
+#                                         adapter; imports wasi:http/outgoing-handler@0.2.12 (no
+#                                         p1 module in bin/: its wasi:http imports need a component)
 #   typed.component.wasm                  Rust reactor exporting wasmhook:hook/handler@0.1.0
 #   hello.wat, fail.wat                   copied from examples/hooks/wat (the host compiles .wat)
 #   SHA256SUMS                            of the files above
@@ -68,10 +71,14 @@ t=$EPOCHREALTIME
 CARGO_HOME_DIR="${CARGO_HOME:-$HOME/.cargo}"
 # Remapped paths keep the build machine's directories out of panic locations.
 export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="--remap-path-prefix=$ROOT=/wasmhook --remap-path-prefix=$CARGO_HOME_DIR=/cargo"
-(cd "$HOOKS" && cargo-wasip1 build --release --locked --quiet)
+# Two invocations, so that cargo's feature unification does not give every hook hooks-sdk's
+# `http` feature (wasip2's component-type sections and a cabi_realloc export) when only
+# drain-http asks for it: features are unified over the packages of one build.
+(cd "$HOOKS" && cargo-wasip1 build --release --locked --quiet --workspace --exclude drain-http &&
+  cargo-wasip1 build --release --locked --quiet -p drain-http)
 REL="$HOOKS/target/wasm32-wasip1/release"
 cp "$REL/write-message.wasm" "$REL/drain.wasm" "$STAGE/"
-log "rust: write-message, drain, typed in $(since "$t")"
+log "rust: write-message, drain, drain-http, typed in $(since "$t")"
 
 # --- C hooks -----------------------------------------------------------------------------------
 t=$EPOCHREALTIME
@@ -86,9 +93,11 @@ log "c: $(cd "$HOOKS/c" && ls ./*.c | sed 's|^\./||' | tr '\n' ' ')in $(since "$
 t=$EPOCHREALTIME
 "$WT" component new "$STAGE/write-message.wasm" -o "$STAGE/write-message.component.wasm" \
   --adapt "wasi_snapshot_preview1=$WASI_ADAPTER_COMMAND"
+"$WT" component new "$REL/drain-http.wasm" -o "$STAGE/drain-http.component.wasm" \
+  --adapt "wasi_snapshot_preview1=$WASI_ADAPTER_COMMAND"
 "$WT" component new "$REL/typed.wasm" -o "$STAGE/typed.component.wasm" \
   --adapt "wasi_snapshot_preview1=$WASI_ADAPTER_REACTOR"
-log "components: write-message (command), typed (reactor) in $(since "$t")"
+log "components: write-message, drain-http (command), typed (reactor) in $(since "$t")"
 
 # --- WAT (no build: the host compiles .wat on load) ----------------------------------------------
 cp "$HOOKS"/wat/*.wat "$STAGE/"
@@ -101,7 +110,13 @@ expect_export() { # file wit-line
   "$WT" component wit "$STAGE/$1" | grep -qxF "  export $2;" ||
     die "$1 does not export $2: $("$WT" component wit "$STAGE/$1" | grep -E '^  export' || true)"
 }
+expect_import() { # file wit-line
+  "$WT" component wit "$STAGE/$1" | grep -qxF "  import $2;" ||
+    die "$1 does not import $2: $("$WT" component wit "$STAGE/$1" | grep -E '^  import' || true)"
+}
 expect_export write-message.component.wasm "wasi:cli/run@0.2.12"
+expect_export drain-http.component.wasm "wasi:cli/run@0.2.12"
+expect_import drain-http.component.wasm "wasi:http/outgoing-handler@0.2.12"
 expect_export typed.component.wasm "wasmhook:hook/handler@0.1.0"
 (cd "$STAGE" && sha256sum -- *.wasm *.wat > SHA256SUMS)
 
