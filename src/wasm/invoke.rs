@@ -459,17 +459,17 @@ fn wasi_builder(
             )
         })?;
     }
-    if inv.limits.network.is_enabled() {
+    // Every socket use and name lookup goes to the guard, under `deny` too: it refuses
+    // them all, and the refusals are reported.
+    let guard = guard.clone();
+    b.socket_addr_check(move |addr, use_| {
         let guard = guard.clone();
-        b.socket_addr_check(move |addr, use_| {
-            let guard = guard.clone();
-            Box::pin(async move { guard.check(addr, use_).await })
-        })
-        .allow_tcp(true)
-        .allow_udp(true)
-        // Which names: the guarded `resolve-addresses` (`network::add_to_linker`) decides.
-        .allow_ip_name_lookup(true);
-    }
+        Box::pin(async move { guard.check(addr, use_).await })
+    })
+    .allow_tcp(true)
+    .allow_udp(true)
+    // Which names: the guarded `resolve-addresses` (`network::add_to_linker`) decides.
+    .allow_ip_name_lookup(true);
     Ok(b)
 }
 
