@@ -14,6 +14,8 @@
 #   drain-http.component.wasm             Rust (hooks-sdk feature `http`), p1 module + command
 #                                         adapter; imports wasi:http/outgoing-handler@0.2.12 (no
 #                                         p1 module in bin/: its wasi:http imports need a component)
+#   netprobe.component.wasm               Rust, like drain-http, plus raw wasi:sockets: prints what
+#                                         the hook network policy lets it reach (tests use it)
 #   typed.component.wasm                  Rust reactor exporting wasmhook:hook/handler@0.1.0
 #   hello.wat, fail.wat                   copied from examples/hooks/wat (the host compiles .wat)
 #   SHA256SUMS                            of the files above
@@ -73,12 +75,12 @@ CARGO_HOME_DIR="${CARGO_HOME:-$HOME/.cargo}"
 export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="--remap-path-prefix=$ROOT=/wasmhook --remap-path-prefix=$CARGO_HOME_DIR=/cargo"
 # Two invocations, so that cargo's feature unification does not give every hook hooks-sdk's
 # `http` feature (wasip2's component-type sections and a cabi_realloc export) when only
-# drain-http asks for it: features are unified over the packages of one build.
-(cd "$HOOKS" && cargo-wasip1 build --release --locked --quiet --workspace --exclude drain-http &&
-  cargo-wasip1 build --release --locked --quiet -p drain-http)
+# drain-http and netprobe ask for it: features are unified over the packages of one build.
+(cd "$HOOKS" && cargo-wasip1 build --release --locked --quiet --workspace --exclude drain-http --exclude netprobe &&
+  cargo-wasip1 build --release --locked --quiet -p drain-http -p netprobe)
 REL="$HOOKS/target/wasm32-wasip1/release"
 cp "$REL/write-message.wasm" "$REL/drain.wasm" "$STAGE/"
-log "rust: write-message, drain, drain-http, typed in $(since "$t")"
+log "rust: write-message, drain, drain-http, netprobe, typed in $(since "$t")"
 
 # --- C hooks -----------------------------------------------------------------------------------
 t=$EPOCHREALTIME
@@ -95,9 +97,11 @@ t=$EPOCHREALTIME
   --adapt "wasi_snapshot_preview1=$WASI_ADAPTER_COMMAND"
 "$WT" component new "$REL/drain-http.wasm" -o "$STAGE/drain-http.component.wasm" \
   --adapt "wasi_snapshot_preview1=$WASI_ADAPTER_COMMAND"
+"$WT" component new "$REL/netprobe.wasm" -o "$STAGE/netprobe.component.wasm" \
+  --adapt "wasi_snapshot_preview1=$WASI_ADAPTER_COMMAND"
 "$WT" component new "$REL/typed.wasm" -o "$STAGE/typed.component.wasm" \
   --adapt "wasi_snapshot_preview1=$WASI_ADAPTER_REACTOR"
-log "components: write-message, drain-http (command), typed (reactor) in $(since "$t")"
+log "components: write-message, drain-http, netprobe (command), typed (reactor) in $(since "$t")"
 
 # --- WAT (no build: the host compiles .wat on load) ----------------------------------------------
 cp "$HOOKS"/wat/*.wat "$STAGE/"
@@ -117,6 +121,9 @@ expect_import() { # file wit-line
 expect_export write-message.component.wasm "wasi:cli/run@0.2.12"
 expect_export drain-http.component.wasm "wasi:cli/run@0.2.12"
 expect_import drain-http.component.wasm "wasi:http/outgoing-handler@0.2.12"
+expect_export netprobe.component.wasm "wasi:cli/run@0.2.12"
+expect_import netprobe.component.wasm "wasi:sockets/ip-name-lookup@0.2.12"
+expect_import netprobe.component.wasm "wasi:http/outgoing-handler@0.2.12"
 expect_export typed.component.wasm "wasmhook:hook/handler@0.1.0"
 (cd "$STAGE" && sha256sum -- *.wasm *.wat > SHA256SUMS)
 
