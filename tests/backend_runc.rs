@@ -811,3 +811,115 @@ async fn next_backend_sweeps_a_sigkilled_owners_sandbox() {
     f.b().remove_sandbox(&sb).await.unwrap();
     f.assert_clean();
 }
+
+/// Run `pod` (a manifest path) on the runc backend through the CLI, stopping it after 2 s;
+/// the JSON records, after asserting that the run succeeded.
+fn run_pod_json(pod: &Path) -> Vec<serde_json::Value> {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["run", "--backend", "runc", "--images"])
+        .arg(images())
+        .args(["--stop-after", "2s", "--output", "json", "--logs"])
+        .arg(pod)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The output of the one successful `hook` HookResult of `container`.
+fn hook_output(records: &[serde_json::Value], container: &str, hook: &str) -> String {
+    let r = records
+        .iter()
+        .find(|r| r["kind"] == "HookResult" && r["container"] == container && r["hook"] == hook)
+        .unwrap_or_else(|| panic!("no {hook} result of {container} in {records:#?}"));
+    assert_eq!(r["success"], true, "{r:#}");
+    r["output"].as_str().unwrap().to_string()
+}
+
+/// A node address that is not loopback (the first global IPv4 address), if the node has one.
+fn node_address() -> Option<std::net::IpAddr> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
+    cidr.split('/').next()?.parse().ok()
+}
+
+/// Under `wasmhook.dev/hook-network: pod`, a wasm hook's sockets live in the pod's network
+/// namespace: it reaches the pod's own server on the pod's loopback, not a listener on the
+/// node's loopback (another namespace), and the policy refuses the node's other addresses.
+#[test]
+fn hooks_reach_the_pods_port_and_not_the_nodes() {
+    if !runc_ready() {
+        return;
+    }
+    let on_node_loopback = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let node_port = on_node_loopback.local_addr().unwrap().port();
+    let mut probes = vec![
+        "tcp:127.0.0.1:8080".to_string(),
+        format!("tcp:127.0.0.1:{node_port}"),
+    ];
+    let mut expected = vec![
+        "tcp 127.0.0.1:8080 ok".to_string(),
+        format!("tcp 127.0.0.1:{node_port} err connection-refused"),
+    ];
+    let on_node_address = node_address().map(|ip| std::net::TcpListener::bind((ip, 0)).unwrap());
+    if let Some(l) = &on_node_address {
+        let addr = l.local_addr().unwrap();
+        probes.push(format!("tcp:{addr}"));
+        expected.push(format!("tcp {addr} err access-denied"));
+    }
+    let netprobe = root().join("examples/hooks/bin/netprobe.component.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: netprobe\n  annotations:\n    wasmhook.dev/hook-network: pod\nspec:\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: server\n    image: busybox\n    command: [sh, -c, \"trap 'exit 0' TERM; httpd -f -p 8080 -h /tmp & wait\"]\n    lifecycle:\n      preStop:\n        exec:\n          command: {}\n",
+            serde_json::to_string(
+                &std::iter::once(netprobe.to_string_lossy().into_owned())
+                    .chain(probes)
+                    .collect::<Vec<_>>()
+            )
+            .unwrap()
+        ),
+    )
+    .unwrap();
+    let records = run_pod_json(&pod);
+    let output = hook_output(&records, "server", "preStop");
+    let lines: Vec<&str> = output.lines().take(expected.len()).collect();
+    assert_eq!(lines, expected, "{output}");
+}
+
+/// The runc variant of the README's HTTP drain example: the preStop component drains the
+/// busybox app through the pod's loopback before SIGTERM.
+#[test]
+fn the_http_drain_example_drains_through_the_pods_loopback() {
+    if !runc_ready() {
+        return;
+    }
+    let records = run_pod_json(&root().join("examples/pods/runc-http-drain.yaml"));
+    let output = hook_output(&records, "app", "preStop");
+    assert!(
+        output.contains("POST http://localhost:8080/cgi-bin/drain: 200 after"),
+        "{output}"
+    );
+    assert!(
+        records.iter().any(|r| r["kind"] == "Log"
+            && r["line"] == "SIGTERM: exiting cleanly (drained: /www/drained)"),
+        "{records:#?}"
+    );
+}
