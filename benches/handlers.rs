@@ -3,6 +3,10 @@
 //! handler vs a bare tokio connect. The server closes every connection after one response
 //! (no keep-alive), so both sides pay for a new connection each time.
 //!
+//! And what a wasm hook pays to do the same GET itself over `wasi:http` (netprobe under the
+//! `pod` network policy: instantiation, the policy check, the request, the output), against
+//! the httpGet handler.
+//!
 //! Run: `cargo bench --bench handlers`. `WASMHOOK_BENCH_FORMAT=lines` prints median/p99
 //! lines for `scripts/bench.sh` instead (benches/common/mod.rs).
 
@@ -22,6 +26,10 @@ use tokio_util::sync::CancellationToken;
 use wasmhook::events::PodRef;
 use wasmhook::handlers::http::HttpClient;
 use wasmhook::handlers::{http, tcp, HookContext, HookKind, HookSettings, HookTarget};
+use wasmhook::hook::HookNetwork;
+use wasmhook::wasm::{
+    Allocator, HookIdentity, HookModule, HookRuntime, Invocation, Limits, RuntimeConfig,
+};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -62,6 +70,72 @@ fn lines() {
         assert!(o.result.is_ok(), "{o:?}");
     });
     common::emit(G, "tcpSocket handler", s, TOKIO, "");
+    let (hooks, netprobe, get) = wasm_get(addr);
+    // The same component doing nothing: what the request itself adds to a call.
+    let idle = Invocation {
+        args: get.args[..1].to_vec(),
+        ..get.clone()
+    };
+    let s = common::sample(n, 20, || {
+        let out = rt.block_on(hooks.run(&netprobe, idle.clone()));
+        assert!(out.is_success(), "{out:?}");
+    });
+    common::emit(
+        G,
+        "wasm hook: netprobe without a request",
+        s,
+        "",
+        "instantiate + run + exit of the same component",
+    );
+    let s = common::sample(n, 20, || rt.block_on(run_wasm_get(&hooks, &netprobe, &get)));
+    common::emit(
+        G,
+        "wasm hook: one GET over wasi:http (netprobe, pod policy)",
+        s,
+        "httpGet handler",
+        "component, fresh instance per call",
+    );
+}
+
+/// A runtime, netprobe, and the call that makes it GET `/ready` from `addr` once.
+fn wasm_get(addr: SocketAddr) -> (HookRuntime, HookModule, Invocation) {
+    let rt = HookRuntime::new(RuntimeConfig {
+        allocator: Allocator::Pooling { max_instances: 16 },
+        cache_dir: None,
+        allow_precompiled: false,
+        default_limits: Limits::default(),
+    })
+    .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/hooks/bin/netprobe.component.wasm");
+    let module = rt.load_file(&path).unwrap();
+    let ctx = ctx();
+    let inv = Invocation {
+        args: vec![
+            "netprobe.component.wasm".into(),
+            format!("http:http://{addr}/ready"),
+        ],
+        limits: Limits {
+            timeout: Duration::from_secs(10),
+            network: HookNetwork::Pod,
+            ..Limits::default()
+        },
+        identity: Some(HookIdentity {
+            pod: ctx.target.pod,
+            container: ctx.target.container,
+            kind: ctx.target.kind,
+        }),
+        ..Invocation::default()
+    };
+    (rt, module, inv)
+}
+
+async fn run_wasm_get(rt: &HookRuntime, module: &HookModule, inv: &Invocation) {
+    let out = rt.run(module, inv.clone()).await;
+    assert!(
+        out.is_success() && out.output.stdout.ends_with(b" 200\n"),
+        "{out:?}"
+    );
 }
 
 fn http_action(addr: SocketAddr) -> HTTPGetAction {
@@ -204,4 +278,12 @@ fn tcp_socket_bare_tokio(bencher: divan::Bencher) {
     let addr = server();
     let rt = runtime();
     bencher.bench_local(|| rt.block_on(bare_connect(addr)));
+}
+
+#[divan::bench(sample_count = 200, sample_size = 10)]
+fn http_get_wasm_hook(bencher: divan::Bencher) {
+    let addr = server();
+    let rt = runtime();
+    let (hooks, netprobe, get) = wasm_get(addr);
+    bencher.bench_local(|| rt.block_on(run_wasm_get(&hooks, &netprobe, &get)));
 }

@@ -137,7 +137,7 @@ async fn each_policy_permits_exactly_what_it_says() {
             format!("127.0.0.0/8:{}", other.port()),
             [DENIED, DENIED, DENIED, OK],
         ),
-        (format!("[::1]:*,127.0.0.2"), [DENIED, DENIED, OK, OK]),
+        ("[::1]:*,127.0.0.2".to_string(), [DENIED, DENIED, OK, OK]),
         (format!("pod,127.0.0.2:{}", other.port()), [OK, OK, OK, OK]),
     ];
     for (policy, expected) in cases {
@@ -356,7 +356,10 @@ async fn the_hook_deadline_bounds_hung_connects_and_silent_servers() {
     for probe in [format!("http:http://{silent_addr}/"), tcp(full_addr)] {
         let started = Instant::now();
         let out = rt
-            .run(&netprobe(&rt), invocation("pod", timeout, &[probe.clone()]))
+            .run(
+                &netprobe(&rt),
+                invocation("pod", timeout, std::slice::from_ref(&probe)),
+            )
             .await;
         assert_eq!(
             out.status,
