@@ -15,30 +15,38 @@
 //! | `follow:URL` | GETs following up to 5 redirects, each a new request | `http URL <status>` per hop |
 //!
 //! Always exits 0 once every probe ran (the lines are the result); 2 for a malformed probe.
+//! It needs no hook context, so `wasmhook hook run` runs it as it is.
 
 use std::net::SocketAddr;
 
-use hooks_sdk::{http, Context, HookError};
+use hooks_sdk::http;
 use wasip2::sockets::network::{
     ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
 use wasip2::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
 
 fn main() {
-    hooks_sdk::main(|ctx: &Context| -> Result<(), HookError> {
-        for probe in &ctx.args()[1..] {
-            println!("{}", run(probe)?);
+    for probe in std::env::args().skip(1) {
+        match run(&probe) {
+            Ok(lines) => println!("{lines}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
         }
-        Ok(())
-    })
+    }
 }
 
-fn run(probe: &str) -> Result<String, HookError> {
-    let malformed = |why: String| HookError::new(format!("probe {probe:?}: {why}")).with_exit_code(2);
+fn run(probe: &str) -> Result<String, String> {
+    let malformed = |why: String| format!("probe {probe:?}: {why}");
     let Some((kind, target)) = probe.split_once(':') else {
         return Err(malformed("expected KIND:TARGET".into()));
     };
-    let addr = || target.parse::<SocketAddr>().map_err(|e| malformed(e.to_string()));
+    let addr = || {
+        target
+            .parse::<SocketAddr>()
+            .map_err(|e| malformed(e.to_string()))
+    };
     Ok(match kind {
         "tcp" => format!("tcp {target} {}", result(connect(addr()?))),
         "bind" => format!("bind {target} {}", result(listen(addr()?))),
@@ -60,7 +68,11 @@ fn run(probe: &str) -> Result<String, HookError> {
             }
             lines.join("\n")
         }
-        _ => return Err(malformed("unknown kind (tcp, bind, lookup, http, follow)".into())),
+        _ => {
+            return Err(malformed(
+                "unknown kind (tcp, bind, lookup, http, follow)".into(),
+            ))
+        }
     })
 }
 
@@ -81,7 +93,10 @@ fn get(url: &str) -> (String, Option<String>) {
             };
             (format!("http {url} {}", r.status()), next)
         }
-        Err(e) => (format!("http {url} err {}", e.code().unwrap_or("other")), None),
+        Err(e) => (
+            format!("http {url} err {}", e.code().unwrap_or("other")),
+            None,
+        ),
     }
 }
 
@@ -92,7 +107,10 @@ fn socket_address(addr: SocketAddr) -> (IpAddressFamily, IpSocketAddress) {
             let address = (a0, a1, a2, a3);
             (
                 IpAddressFamily::Ipv4,
-                IpSocketAddress::Ipv4(Ipv4SocketAddress { port: a.port(), address }),
+                IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                    port: a.port(),
+                    address,
+                }),
             )
         }
         SocketAddr::V6(a) => {
