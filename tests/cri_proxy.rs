@@ -284,6 +284,7 @@ fn proxy_in_front_of_containerd() {
         run!(invalid_module_answers_unknown);
         run!(other_calls_pass_through_byte_for_byte);
         run!(pod_annotations_bound_hooks);
+        run!(network_policy_from_the_pod_annotation);
         run!(stop_container_cancels_a_running_hook);
         run!(noop_latency);
         run!(output_is_capped_to_what_the_kubelet_accepts);
@@ -883,6 +884,52 @@ async fn pod_annotations_bound_hooks(w: &World, cd: &Containerd) {
         w.proxy.stop_pod_sandbox(&p.sandbox_id).await.unwrap();
         w.proxy.remove_pod_sandbox(&p.sandbox_id).await.unwrap();
     }
+}
+
+/// The pod's `wasmhook.dev/hook-network` policy governs a wasm exec's sockets: an allow-list
+/// permits its entry and refuses the rest, each refusal named on stderr; without the
+/// annotation the exec has no network.
+async fn network_policy_from_the_pod_annotation(w: &World, cd: &Containerd) {
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (allowed, other) = (allowed.local_addr().unwrap(), other.local_addr().unwrap());
+    let policy = format!("127.0.0.1:{}", allowed.port());
+    let pod = cri::run_busybox_pod(
+        &w.proxy,
+        cd,
+        "netpolicy",
+        &[("wasmhook.dev/hook-network", &policy)],
+    )
+    .await
+    .unwrap();
+    let probes = [
+        "/hooks/netprobe.wasm".to_string(),
+        format!("tcp:{allowed}"),
+        format!("tcp:{other}"),
+    ];
+    let argv: Vec<&str> = probes.iter().map(String::as_str).collect();
+    let r = w
+        .proxy
+        .exec_sync(&pod.container_id, &argv, 0)
+        .await
+        .expect("a wasm exec answers OK");
+    assert_eq!(r.exit_code, 0, "stderr: {}", r.stderr());
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("tcp {allowed} ok\ntcp {other} err access-denied\n")
+    );
+    assert_eq!(
+        r.stderr(),
+        format!("wasmhook: network policy refused tcp connect to {other}\n")
+    );
+    // The shared pod has no annotation: no network at all.
+    let r = exec_ok(w, &argv, 0).await;
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("tcp {allowed} err access-denied\ntcp {other} err access-denied\n")
+    );
+    w.proxy.stop_pod_sandbox(&pod.sandbox_id).await.unwrap();
+    w.proxy.remove_pod_sandbox(&pod.sandbox_id).await.unwrap();
 }
 
 /// `StopContainer` (through the proxy) cancels that container's running wasm hook: its

@@ -10,8 +10,9 @@
 //! - files: each directory bind mount of the container (its volumes) preopened at its
 //!   container path, read-only where the mount is; nothing else of the container's image,
 //!   and nothing of the host;
-//! - network: none, unless the pod's `wasmhook.dev/hook-network` annotation allows it; then
-//!   sockets live in the container's network namespace;
+//! - network: what the pod's `wasmhook.dev/hook-network` policy allows (none by default);
+//!   sockets live in the container's network namespace, so `pod` means that namespace's
+//!   loopback and addresses, and refusals are reported on stderr ([`super::status`]);
 //! - limits: `wasmhook.dev/*` annotations of the pod over the proxy's defaults; a probe is
 //!   bounded by its own `timeout`.
 

@@ -1319,6 +1319,8 @@ pub mod hooks {
     /// - `inspect.wasm`, `noop.wasm`, `fail.wasm`, `loop.wasm`, `trap.wasm`, `big.wasm`:
     ///   see above;
     /// - `hello.wat`: `examples/hooks/bin/hello.wat` (text; prints `hello from a WAT hook`);
+    /// - `netprobe.wasm`: `examples/hooks/bin/netprobe.component.wasm` (a component that
+    ///   prints what the network policy lets it reach);
     /// - `not-wasm.wasm`: a text file, mode 0755 (runc answers `exec format error`);
     /// - `bad.wasm`: the wasm header, then garbage (an invalid module);
     /// - `escape.wasm` -> `<host_only>/escape.wasm`, an absolute symlink to a path that
@@ -1334,6 +1336,10 @@ pub mod hooks {
         let hello =
             std::fs::read(super::super::repo().join("examples/hooks/bin/hello.wat")).unwrap();
         install(&h.join("hello.wat"), &hello);
+        let netprobe =
+            std::fs::read(super::super::repo().join("examples/hooks/bin/netprobe.component.wasm"))
+                .unwrap();
+        install(&h.join("netprobe.wasm"), &netprobe);
         install(&h.join("not-wasm.wasm"), b"this is not a wasm module\n");
         install(&h.join("bad.wasm"), b"\0asm\x01\0\0\0 not a valid module");
         let target = host_only.join("escape.wasm");
