@@ -520,6 +520,54 @@ async fn catalogue_output_flood() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_network_reach_beyond_the_pod() {
+    // Under `pod`, a hook tries the cloud metadata endpoint, another host, the node's DNS and a
+    // redirect-free HTTP request off the pod: every attempt refused by the host and named in
+    // the report; the hook itself ends normally.
+    let netprobe = repo().join("examples/hooks/bin/netprobe.component.wasm");
+    let probes = [
+        "tcp:169.254.169.254:443",
+        "tcp:10.0.0.1:22",
+        "tcp:[2001:db8::1]:443",
+        "lookup:example.com",
+        "http:http://169.254.169.254/latest/meta-data/",
+        "bind:0.0.0.0:2222",
+    ];
+    let c = Case::new(
+        "network reach beyond the pod",
+        "postStart",
+        &netprobe,
+        &probes,
+    )
+    .annotate("wasmhook.dev/hook-network", "pod");
+    let r = run_case(&c).await;
+    let h = r.hostile.hook("postStart").unwrap();
+    assert_eq!(h.error, None, "netprobe ends normally: {:?}", h.error);
+    let output = String::from_utf8_lossy(&h.output);
+    let refused = output
+        .lines()
+        .filter(|l| l.starts_with("[wasmhook: network policy refused "))
+        .count();
+    assert_eq!(refused, probes.len(), "{output}");
+    for line in output.lines().take(probes.len()) {
+        assert!(
+            line.ends_with(" err access-denied")
+                || line.ends_with(" err destination-ip-prohibited"),
+            "{output}"
+        );
+    }
+    emit(
+        c.name,
+        "each attempt refused and reported",
+        &format!(
+            "{refused} of {} attempts refused, each named in the hook's output",
+            probes.len()
+        ),
+        r.hook_ms,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalogue_proc_exit_odd_codes() {
     for (file, code) in [
         ("exit255.wat", "255"),
@@ -1031,6 +1079,15 @@ fn bad_manifests_fail_clearly_naming_the_file() {
                 &[("wasmhook.dev/hook-fuel", "99999999999999999999999")],
             ),
             "wasmhook.dev/hook-fuel",
+        ),
+        (
+            "hook-network allow-list entry malformed",
+            pod_with_hook(
+                "a",
+                &hello,
+                &[("wasmhook.dev/hook-network", "127.0.0.1:8080,10.0.0.1/8")],
+            ),
+            "wasmhook.dev/hook-network",
         ),
         (
             "hook-max-memory garbage",
