@@ -610,23 +610,7 @@ fn pod_through_the_cli() {
     if !runc_ready() {
         return;
     }
-    let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(["run", "--backend", "runc", "--images"])
-        .arg(images())
-        .args(["--stop-after", "3s", "--output", "json", "--logs"])
-        .arg(root().join("examples/pods/runc-sidecar.yaml"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let records: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (records, stdout) = run_pod_json(&root().join("examples/pods/runc-sidecar.yaml"), "3s");
     let has = |f: &dyn Fn(&serde_json::Value) -> bool| records.iter().any(f);
     for (reason, container) in [
         ("Created", "server"),
@@ -812,26 +796,27 @@ async fn next_backend_sweeps_a_sigkilled_owners_sandbox() {
     f.assert_clean();
 }
 
-/// Run `pod` (a manifest path) on the runc backend through the CLI, stopping it after 2 s;
-/// the JSON records, after asserting that the run succeeded.
-fn run_pod_json(pod: &Path) -> Vec<serde_json::Value> {
+/// Run `pod` (a manifest path) on the runc backend through the CLI, stopping it after
+/// `stop_after`; the JSON records and the raw output, after asserting that the run succeeded.
+fn run_pod_json(pod: &Path, stop_after: &str) -> (Vec<serde_json::Value>, String) {
     let cache = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
         .arg("--cache-dir")
         .arg(cache.path())
         .args(["run", "--backend", "runc", "--images"])
         .arg(images())
-        .args(["--stop-after", "2s", "--output", "json", "--logs"])
+        .args(["--stop-after", stop_after, "--output", "json", "--logs"])
         .arg(pod)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    stdout
+    let records = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+        .collect();
+    (records, stdout.into_owned())
 }
 
 /// The output of the one successful `hook` HookResult of `container`.
@@ -898,7 +883,7 @@ fn hooks_reach_the_pods_port_and_not_the_nodes() {
         ),
     )
     .unwrap();
-    let records = run_pod_json(&pod);
+    let (records, _) = run_pod_json(&pod, "2s");
     let output = hook_output(&records, "server", "preStop");
     let lines: Vec<&str> = output.lines().take(expected.len()).collect();
     assert_eq!(lines, expected, "{output}");
@@ -911,7 +896,7 @@ fn the_http_drain_example_drains_through_the_pods_loopback() {
     if !runc_ready() {
         return;
     }
-    let records = run_pod_json(&root().join("examples/pods/runc-http-drain.yaml"));
+    let (records, _) = run_pod_json(&root().join("examples/pods/runc-http-drain.yaml"), "2s");
     let output = hook_output(&records, "app", "preStop");
     assert!(
         output.contains("POST http://localhost:8080/cgi-bin/drain: 200 after"),
