@@ -235,6 +235,35 @@ async fn a_memory_bomb_hits_the_memory_cap() {
     still_serving(&rt).await;
 }
 
+/// A module whose memory starts bigger than the limit (as a Python or JavaScript runtime's
+/// heap snapshot does) cannot start: the status says the limit is too low for it, by how
+/// much, and which setting raises it; a limit above its need runs it.
+#[tokio::test]
+async fn a_limit_below_what_a_module_needs_to_start_says_so() {
+    let rt = runtime();
+    // 600 pages: 37.5 MiB of initial memory.
+    let wat = r#"(module (memory 600) (func (export "_start")))"#;
+    let module = rt.load_bytes("big-heap.wat", wat.as_bytes()).unwrap();
+    let mut call = inv(&["big-heap.wasm"]);
+    call.limits.max_memory = 16 << 20;
+    let out = rt.run(&module, call.clone()).await;
+    assert_eq!(
+        out.status,
+        ExecStatus::MemoryTooSmall {
+            limit: 16 << 20,
+            needed: 600 * 65536
+        }
+    );
+    assert_eq!(
+        out.status.to_string(),
+        "memory limit of 16 MiB is below the 37.5 MiB this module needs to start: raise \
+         wasmhook.dev/hook-max-memory (or --max-memory)"
+    );
+    assert_eq!(out.status.name(), "memory-limit");
+    call.limits.max_memory = 64 << 20;
+    assert_eq!(rt.run(&module, call).await.status, ExecStatus::Success);
+}
+
 #[tokio::test]
 async fn a_table_bomb_hits_the_table_cap() {
     let rt = runtime();

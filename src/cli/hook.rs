@@ -229,6 +229,7 @@ pub fn exit_code(outcome: &ExecOutcome) -> u8 {
         ExecStatus::Error(_) => exit::INVALID_MODULE,
         ExecStatus::FuelExhausted(_)
         | ExecStatus::MemoryLimit(_)
+        | ExecStatus::MemoryTooSmall { .. }
         | ExecStatus::TableLimit(_)
         | ExecStatus::Trap(_)
         | ExecStatus::Cancelled => exit::LIMIT_OR_TRAP,

@@ -59,6 +59,7 @@ impl Outcome {
             ExecStatus::TimedOut(_) => Outcome::Timeout,
             ExecStatus::FuelExhausted(_)
             | ExecStatus::MemoryLimit(_)
+            | ExecStatus::MemoryTooSmall { .. }
             | ExecStatus::TableLimit(_) => Outcome::Limit,
             ExecStatus::Cancelled => Outcome::Cancelled,
             ExecStatus::Error(_) => Outcome::Error,

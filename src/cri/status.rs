@@ -67,7 +67,9 @@ pub fn reply(
         ExecStatus::Failed(msg) => ok(1, Some(msg)),
         s @ ExecStatus::Trap(_) => ok(exit::CRASHED, Some(s.to_string())),
         s @ ExecStatus::TableLimit(_) => ok(exit::CRASHED, Some(s.to_string())),
-        s @ ExecStatus::MemoryLimit(_) => ok(exit::KILLED, Some(s.to_string())),
+        s @ (ExecStatus::MemoryLimit(_) | ExecStatus::MemoryTooSmall { .. }) => {
+            ok(exit::KILLED, Some(s.to_string()))
+        }
         s @ ExecStatus::FuelExhausted(_) => ok(exit::CPU_LIMIT, Some(s.to_string())),
         ExecStatus::TimedOut(d) => match probe_timeout {
             Some(t) => Err(deadline_exceeded(t)),

@@ -90,6 +90,7 @@ fn error_text(argv: &[String], outcome: &ExecOutcome) -> Option<String> {
         ExecStatus::TimedOut(_)
         | ExecStatus::FuelExhausted(_)
         | ExecStatus::MemoryLimit(_)
+        | ExecStatus::MemoryTooSmall { .. }
         | ExecStatus::TableLimit(_)
         | ExecStatus::Cancelled => format!("command '{cmd}' stopped: {status}"),
     })

@@ -72,6 +72,12 @@ pub enum ExecStatus {
     TimedOut(Duration),
     FuelExhausted(u64),
     MemoryLimit(u64),
+    /// The module needs more memory to start (its memories' initial size) than the limit:
+    /// the limit is too low for this module, whatever it does.
+    MemoryTooSmall {
+        limit: u64,
+        needed: u64,
+    },
     TableLimit(u64),
     /// A wasm trap, with the wasm backtrace when there is one.
     Trap(String),
@@ -89,7 +95,7 @@ impl ExecStatus {
             ExecStatus::Failed(_) => "failed",
             ExecStatus::TimedOut(_) => "timeout",
             ExecStatus::FuelExhausted(_) => "fuel-exhausted",
-            ExecStatus::MemoryLimit(_) => "memory-limit",
+            ExecStatus::MemoryLimit(_) | ExecStatus::MemoryTooSmall { .. } => "memory-limit",
             ExecStatus::TableLimit(_) => "table-limit",
             ExecStatus::Trap(_) => "trap",
             ExecStatus::Cancelled => "cancelled",
@@ -111,11 +117,28 @@ impl fmt::Display for ExecStatus {
             ExecStatus::MemoryLimit(bytes) => {
                 write!(f, "memory limit of {} exceeded", format_bytes(*bytes))
             }
+            ExecStatus::MemoryTooSmall { limit, needed } => write!(
+                f,
+                "memory limit of {} is below the {} this module needs to start: raise \
+                 wasmhook.dev/hook-max-memory (or --max-memory)",
+                format_bytes(*limit),
+                format_size(*needed)
+            ),
             ExecStatus::TableLimit(n) => write!(f, "table limit of {n} elements exceeded"),
             ExecStatus::Trap(msg) => write!(f, "trap: {msg}"),
             ExecStatus::Cancelled => f.write_str("cancelled"),
             ExecStatus::Error(msg) => write!(f, "cannot run: {msg}"),
         }
+    }
+}
+
+/// A size for people: exact units when they divide, else MiB with one decimal.
+fn format_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) != 0 => {
+            format!("{:.1} MiB", n as f64 / f64::from(1 << 20))
+        }
+        n => format_bytes(n),
     }
 }
 
@@ -157,6 +180,7 @@ impl ExecOutcome {
             ExecStatus::TimedOut(_)
             | ExecStatus::FuelExhausted(_)
             | ExecStatus::MemoryLimit(_)
+            | ExecStatus::MemoryTooSmall { .. }
             | ExecStatus::TableLimit(_)
             | ExecStatus::Trap(_)
             | ExecStatus::Cancelled
@@ -589,6 +613,12 @@ fn classify(e: wasmtime::Error, limits: &Limits) -> ExecStatus {
     }
     match e.downcast_ref::<LimitHit>() {
         Some(LimitHit::Memory) => return ExecStatus::MemoryLimit(limits.max_memory),
+        Some(LimitHit::InitialMemory(needed)) => {
+            return ExecStatus::MemoryTooSmall {
+                limit: limits.max_memory,
+                needed: *needed,
+            }
+        }
         Some(LimitHit::Table) => return ExecStatus::TableLimit(limits.max_table_elements),
         None => {}
     }

@@ -79,6 +79,10 @@ impl Limits {
 pub(crate) enum LimitHit {
     #[error("memory limit exceeded")]
     Memory,
+    /// A memory's initial size (what the module declares, e.g. a Python or JavaScript
+    /// runtime's snapshot of its heap) is already past the cap: the hook cannot start at all.
+    #[error("initial memory of {0} bytes exceeds the memory limit")]
+    InitialMemory(u64),
     #[error("table limit exceeded")]
     Table,
 }
@@ -104,12 +108,17 @@ impl StoreLimiter {
 impl ResourceLimiter for StoreLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
-            return Err(LimitHit::Memory.into());
+            // Growing from nothing is a memory being created at instantiation.
+            return Err(match current {
+                0 => LimitHit::InitialMemory(desired as u64),
+                _ => LimitHit::Memory,
+            }
+            .into());
         }
         Ok(true)
     }
