@@ -19,7 +19,9 @@ fn root() -> &'static Path {
 }
 
 fn component(language: &str) -> Option<PathBuf> {
-    let path = root().join(format!("examples/hooks/build/{language}-hook.component.wasm"));
+    let path = root().join(format!(
+        "examples/hooks/build/{language}-hook.component.wasm"
+    ));
     if path.is_file() {
         return Some(path);
     }
@@ -115,7 +117,10 @@ fn check(language: &str) {
     let pre = hook(&records, "app", "preStop");
     assert_eq!(pre["success"], true, "{pre:#}");
     assert!(
-        pre["output"].as_str().unwrap().contains("/data/drained appeared"),
+        pre["output"]
+            .as_str()
+            .unwrap()
+            .contains("/data/drained appeared"),
         "{pre:#}"
     );
     let at = |r: &Value| records.iter().position(|x| x == r).unwrap();
