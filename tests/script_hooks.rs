@@ -1,7 +1,8 @@
 //! Hooks written in Python (componentize-py) and JavaScript (componentize-js), through the
-//! binary, in a pod: the typed context arrives (container, args, volumes), postStart and
-//! preStop run in order, `err` fails the hook with its message, and the limits stop them like
-//! any hook (timeout, memory, and a memory limit too low to start says so).
+//! binary, in a pod: the typed context arrives (pod, namespace, container, args, env,
+//! volumes), postStart and preStop run in order, `err` fails the hook with its message, and
+//! the limits stop them like any hook (timeout, memory, and a memory limit too low to start
+//! says so).
 //!
 //! The components are built, not committed (`scripts/install-hook-tools.sh`, then
 //! `scripts/build-script-hooks.sh`); without them these tests skip, unless
@@ -48,7 +49,7 @@ fn pod_yaml(hook: &Path, dir: &Path) -> String {
             String::new()
         };
         format!(
-            "  - name: {name}\n    image: busybox\n    command: [/bin/sh, -c, \"trap 'exit 0' TERM; touch data/drained; while true; do sleep 0.1; done\"]\n    volumeMounts:\n    - {{name: data, mountPath: /data}}\n    lifecycle:\n      postStart:\n        exec:\n          command: [\"{hook}\"{arg}]\n{pre_stop}"
+            "  - name: {name}\n    image: busybox\n    command: [/bin/sh, -c, \"trap 'exit 0' TERM; touch data/drained; while true; do sleep 0.1; done\"]\n    env:\n    - {{name: GREETING, value: hi}}\n    volumeMounts:\n    - {{name: data, mountPath: /data}}\n    lifecycle:\n      postStart:\n        exec:\n          command: [\"{hook}\"{arg}]\n{pre_stop}"
         )
     };
     format!(
@@ -106,10 +107,18 @@ fn check(language: &str) {
     std::fs::create_dir(&data).unwrap();
     let records = run_pod(&pod_yaml(&hook_path, &data), dir.path());
 
-    // The context: the container's name, its volume at its mount path, then the preStop
-    // after the postStart, with its argument (a 5 s bound) and the app's `drained` file.
+    // The context: pod, namespace, container and env (printed by the hook), its volume at its
+    // mount path (the file it wrote); then the preStop after the postStart, with its argument
+    // (a 5 s bound) and the app's `drained` file.
     let post = hook(&records, "app", "postStart");
     assert_eq!(post["success"], true, "{post:#}");
+    assert!(
+        post["output"]
+            .as_str()
+            .unwrap()
+            .contains("/data/message.txt for default/script-hooks/app (GREETING=hi)"),
+        "{post:#}"
+    );
     assert_eq!(
         std::fs::read_to_string(data.join("message.txt")).unwrap(),
         format!("app postStart by {language}\n")

@@ -24,7 +24,8 @@ function hook(ctx, arg) {
   if (ctx.kind === "post-start") {
     const f = dir.openAt({}, "message.txt", { create: true, truncate: true }, { write: true });
     f.write(new TextEncoder().encode(`${ctx.container} postStart by js\n`), 0n);
-    return console.log(`wrote ${vol}/message.txt`);
+    const env = Object.fromEntries(ctx.env);
+    return console.log(`wrote ${vol}/message.txt for ${ctx.namespace}/${ctx.pod}/${ctx.container} (GREETING=${env.GREETING})`);
   }
   const limit = parseFloat(arg || "10"), deadline = now() + BigInt(Math.round(limit * 1e9));
   for (;;) {

@@ -23,7 +23,8 @@ def hook(ctx, arg):
     vol = ctx.volumes[0].path
     if ctx.kind == HookKind.POST_START:
         with open(f"{vol}/message.txt", "w") as f: f.write(f"{ctx.container} postStart by python\n")
-        return print(f"wrote {vol}/message.txt")
+        env = dict(ctx.env)
+        return print(f"wrote {vol}/message.txt for {ctx.namespace}/{ctx.pod}/{ctx.container} (GREETING={env.get('GREETING')})")
     deadline = time.monotonic() + (limit := float(arg.rstrip("s") or 10))
     while not os.path.exists(f"{vol}/drained"):
         if time.monotonic() > deadline: raise TimeoutError(f"{vol}/drained did not appear within {limit:g}s")
