@@ -41,8 +41,8 @@ use crate::hook::{HookNetwork, PodScope};
 pub(crate) struct NetworkGuard {
     policy: HookNetwork,
     scope: PodScope,
-    /// Addresses the list's name entries resolved to, with the entry's port; filled on first
-    /// need (`None` until then).
+    /// Addresses the list's name entries resolved to, with the entry's port; resolved on the
+    /// first check that the static entries do not settle.
     named: tokio::sync::OnceCell<Vec<(IpAddr, Option<u16>)>>,
     /// Whether an address is assigned inside the pod's namespace, asked once per address.
     local: Mutex<HashMap<IpAddr, bool>>,
@@ -80,30 +80,31 @@ impl NetworkGuard {
 
     /// The socket check: may the guest use `addr` for `use_`? Records refusals.
     pub(crate) async fn check(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
-        let (ok, verb) = match use_ {
-            // An implicit bind before connect/listen, or an explicit bind to an ephemeral
-            // port on every interface, reaches nobody by itself.
-            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind
-                if addr.ip().is_unspecified() && addr.port() == 0 =>
-            {
-                (true, "")
-            }
-            SocketAddrUse::TcpBind => (self.permits(addr).await, "tcp bind to"),
-            SocketAddrUse::UdpBind => (self.permits(addr).await, "udp bind to"),
-            SocketAddrUse::TcpListen => (self.permits(addr).await, "tcp listen on"),
-            SocketAddrUse::TcpAccept => (self.permits(addr).await, "tcp accept from"),
-            SocketAddrUse::TcpConnect => (self.permits(addr).await, "tcp connect to"),
-            SocketAddrUse::UdpSend => (self.permits(addr).await, "udp send to"),
-            SocketAddrUse::UdpReceive => (self.permits(addr).await, "udp receive from"),
-        };
-        if !ok {
-            self.refuse(format!("{verb} {addr}"));
+        let bind = matches!(use_, SocketAddrUse::TcpBind | SocketAddrUse::UdpBind);
+        // An implicit bind before connect/listen, or an explicit bind to an ephemeral port on
+        // every interface, reaches nobody by itself.
+        if bind && addr.ip().is_unspecified() && addr.port() == 0 {
+            return true;
         }
-        ok
+        if self.permits(addr).await {
+            return true;
+        }
+        let verb = match use_ {
+            SocketAddrUse::TcpBind => "tcp bind to",
+            SocketAddrUse::UdpBind => "udp bind to",
+            SocketAddrUse::TcpListen => "tcp listen on",
+            SocketAddrUse::TcpAccept => "tcp accept from",
+            SocketAddrUse::TcpConnect => "tcp connect to",
+            SocketAddrUse::UdpSend => "udp send to",
+            SocketAddrUse::UdpReceive => "udp receive from",
+        };
+        self.refuse(format!("{verb} {addr}"));
+        false
     }
 
-    /// May the guest look `name` up? IP literals are not lookups (wasmtime-wasi returns them
-    /// as they are); what is done with the address is checked later.
+    /// May the guest look `name` up (wasi:sockets, or the host of an HTTP request)? IP literals
+    /// are not lookups (wasmtime-wasi returns them as they are); what is done with the
+    /// address is checked later.
     fn permits_lookup(&self, name: &str) -> bool {
         if literal_ip(name).is_some() || self.policy.permits_name(name) {
             return true;
@@ -117,9 +118,6 @@ impl NetworkGuard {
         if self.policy.permits(addr, self.scope, &is_local) {
             return true;
         }
-        if self.policy.names().is_empty() {
-            return false;
-        }
         let ip = addr.ip().to_canonical();
         self.named_addresses()
             .await
@@ -127,7 +125,8 @@ impl NetworkGuard {
             .any(|(a, port)| *a == ip && port.is_none_or(|p| p == addr.port()))
     }
 
-    /// The addresses of the list's name entries, resolved once per call.
+    /// The addresses of the list's name entries, resolved once per call (none without name
+    /// entries, at the cost of one empty `Vec`).
     async fn named_addresses(&self) -> &[(IpAddr, Option<u16>)] {
         self.named
             .get_or_init(|| async {
@@ -318,8 +317,7 @@ async fn connect(
     let candidates: Vec<SocketAddr> = match literal_ip(host) {
         Some(ip) => vec![SocketAddr::new(ip, port)],
         None => {
-            if !guard.policy.permits_name(host) {
-                guard.refuse(format!("http request to {host}:{port} (name not allowed)"));
+            if !guard.permits_lookup(host) {
                 return Err(Error::HttpRequestDenied);
             }
             match tokio::time::timeout_at(deadline, resolve(host)).await {
@@ -405,26 +403,26 @@ async fn send(
     *request.uri_mut() = path;
     // The connection future does the I/O: drive it while waiting for the response head.
     let mut conn = Box::pin(conn);
-    let mut conn_ended = None;
+    let mut conn_ended = false;
     let response = {
         let send = sender.send_request(request);
         tokio::pin!(send);
         loop {
             tokio::select! {
                 r = &mut send => break r.map_err(Error::from)?,
-                r = &mut conn, if conn_ended.is_none() => {
+                r = &mut conn, if !conn_ended => {
                     r.map_err(Error::from)?;
-                    conn_ended = Some(());
+                    conn_ended = true;
                 }
                 _ = tokio::time::sleep_until(deadline) => return Err(Error::ConnectionReadTimeout),
             }
         }
     };
     let io: IoFuture = Box::new(async move {
-        match conn_ended {
-            Some(()) => Ok(()),
-            None => conn.await.map_err(Error::from),
+        if conn_ended {
+            return Ok(());
         }
+        conn.await.map_err(Error::from)
     });
     Ok((response.map(|b| b.map_err(Error::from).boxed_unsync()), io))
 }
