@@ -232,15 +232,7 @@ fn validate_reports_valid_pods_and_field_path_errors() {
 /// even if the child started writing first.
 fn with_stdout_closed(args: &[&str], cache: &Path) -> (Option<i32>, String) {
     use std::io::Read;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wasmhook runs");
+    let mut child = spawn_piped(args, cache);
     drop(child.stdout.take());
     let mut stderr = String::new();
     child
@@ -250,6 +242,19 @@ fn with_stdout_closed(args: &[&str], cache: &Path) -> (Option<i32>, String) {
         .read_to_string(&mut stderr)
         .unwrap();
     (child.wait().unwrap().code(), stderr)
+}
+
+/// `wasmhook --cache-dir CACHE ARGS...` with stdout and stderr pipes, for the caller to close.
+fn spawn_piped(args: &[&str], cache: &Path) -> std::process::Child {
+    use std::process::Stdio;
+    Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wasmhook runs")
 }
 
 fn assert_quiet_end(what: &str, (code, stderr): (Option<i32>, String)) {
@@ -303,7 +308,6 @@ fn hook_run_ends_quietly_when_stdout_is_closed() {
 
 #[test]
 fn compile_prints_nothing_to_stdout_and_survives_closed_pipes() {
-    use std::process::Stdio;
     let cache = tempfile::tempdir().unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let cwasm = out_dir.path().join("hello.cwasm");
@@ -315,14 +319,7 @@ fn compile_prints_nothing_to_stdout_and_survives_closed_pipes() {
     assert!(text(&printed.stderr).starts_with("wasmhook: wrote "));
     // Its note goes to stderr: closed too, it is not worth a panic.
     std::fs::remove_file(&cwasm).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wasmhook runs");
+    let mut child = spawn_piped(&args, cache.path());
     drop(child.stdout.take());
     drop(child.stderr.take());
     assert_eq!(child.wait().unwrap().code(), Some(0));

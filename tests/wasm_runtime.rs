@@ -630,23 +630,14 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
 #[tokio::test]
 async fn calls_with_a_network_namespace_run_on_their_own_thread() {
     let rt = runtime();
-    let in_ns = |args: &[&str], netns: &str, allow_network: bool| Invocation {
+    let in_ns = |args: &[&str], netns: &str, network: HookNetwork| Invocation {
         netns: Some(netns.into()),
-        limits: Limits {
-            network: if allow_network {
-                HookNetwork::Allow
-            } else {
-                HookNetwork::Deny
-            },
-            timeout: Duration::from_secs(20),
-            ..Limits::default()
-        },
-        ..inv(args)
+        ..with_network(inv(args), network)
     };
     let out = rt
         .run(
             &load(&rt, "hello.wat"),
-            in_ns(&["hello.wasm"], "/proc/self/ns/net", true),
+            in_ns(&["hello.wasm"], "/proc/self/ns/net", HookNetwork::Allow),
         )
         .await;
     assert_eq!(out.status, ExecStatus::Success);
@@ -654,14 +645,17 @@ async fn calls_with_a_network_namespace_run_on_their_own_thread() {
     let out = rt
         .run(
             &load(&rt, "exit3.wat"),
-            in_ns(&["exit3.wasm"], "/proc/self/ns/net", true),
+            in_ns(&["exit3.wasm"], "/proc/self/ns/net", HookNetwork::Allow),
         )
         .await;
     assert_eq!(out.status, ExecStatus::Exited(3));
 
     let bogus = "/nonexistent/ns/net";
     let out = rt
-        .run(&load(&rt, "noop.wat"), in_ns(&["noop.wasm"], bogus, true))
+        .run(
+            &load(&rt, "noop.wat"),
+            in_ns(&["noop.wasm"], bogus, HookNetwork::Allow),
+        )
         .await;
     match &out.status {
         ExecStatus::Error(msg) => assert!(msg.contains("network namespace"), "{msg}"),
@@ -669,7 +663,10 @@ async fn calls_with_a_network_namespace_run_on_their_own_thread() {
     }
     // Network denied: the namespace is irrelevant and never entered.
     let out = rt
-        .run(&load(&rt, "noop.wat"), in_ns(&["noop.wasm"], bogus, false))
+        .run(
+            &load(&rt, "noop.wat"),
+            in_ns(&["noop.wasm"], bogus, HookNetwork::Deny),
+        )
         .await;
     assert_eq!(out.status, ExecStatus::Success);
 
@@ -677,7 +674,7 @@ async fn calls_with_a_network_namespace_run_on_their_own_thread() {
     let cancel = CancellationToken::new();
     let spin = Invocation {
         cancel: Some(cancel.clone()),
-        ..in_ns(&["loop.wasm"], "/proc/self/ns/net", true)
+        ..in_ns(&["loop.wasm"], "/proc/self/ns/net", HookNetwork::Allow)
     };
     let module = load(&rt, "loop.wat");
     let call = tokio::spawn({
@@ -698,19 +695,16 @@ async fn calls_with_a_network_namespace_run_on_their_own_thread() {
 const CONNECT_PORT: u16 = 47613;
 static CONNECT_PORT_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn connect_inv(allow_network: bool, netns: Option<PathBuf>) -> Invocation {
+/// `call` under the network policy `network`.
+fn with_network(mut call: Invocation, network: HookNetwork) -> Invocation {
+    call.limits.network = network;
+    call
+}
+
+fn connect_inv(network: HookNetwork, netns: Option<PathBuf>) -> Invocation {
     Invocation {
         netns,
-        limits: Limits {
-            network: if allow_network {
-                HookNetwork::Allow
-            } else {
-                HookNetwork::Deny
-            },
-            timeout: Duration::from_secs(20),
-            ..Limits::default()
-        },
-        ..inv(&["connect.wasm"])
+        ..with_network(inv(&["connect.wasm"]), network)
     }
 }
 
@@ -747,7 +741,7 @@ async fn p2_component_connects_with_network_allowed() {
     let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, CONNECT_PORT))
         .unwrap_or_else(|e| panic!("listening on 127.0.0.1:{CONNECT_PORT}: {e}"));
     listener.set_nonblocking(true).unwrap();
-    let out = rt.run(&module, connect_inv(true, None)).await;
+    let out = rt.run(&module, connect_inv(HookNetwork::Allow, None)).await;
     assert_eq!(out.status, ExecStatus::Success, "{out:?}");
     assert!(
         accepted(&listener),
@@ -756,7 +750,7 @@ async fn p2_component_connects_with_network_allowed() {
 
     // The network denied: WASI refuses to create the socket (`create-tcp-socket` returns
     // `access-denied`: TCP is not allowed), and the command returns err.
-    let out = rt.run(&module, connect_inv(false, None)).await;
+    let out = rt.run(&module, connect_inv(HookNetwork::Deny, None)).await;
     assert_eq!(out.status, ExecStatus::Exited(1), "{out:?}");
     assert!(
         !accepted(&listener),
@@ -765,7 +759,7 @@ async fn p2_component_connects_with_network_allowed() {
     drop(listener);
 
     let _refusing = refuse_connections_on_host();
-    let out = rt.run(&module, connect_inv(true, None)).await;
+    let out = rt.run(&module, connect_inv(HookNetwork::Allow, None)).await;
     assert_eq!(out.status, ExecStatus::Exited(1), "{out:?}");
 }
 
@@ -885,14 +879,16 @@ async fn sockets_live_in_the_given_network_namespace() {
     let ns = NetNs::create();
     let listener = listen_in(&ns.path(), CONNECT_PORT);
 
-    let out = rt.run(&module, connect_inv(true, Some(ns.path()))).await;
+    let out = rt
+        .run(&module, connect_inv(HookNetwork::Allow, Some(ns.path())))
+        .await;
     assert_eq!(out.status, ExecStatus::Success, "{out:?}");
     assert!(
         listener.join().unwrap(),
         "the namespace's listener got the hook's connection"
     );
 
-    let out = rt.run(&module, connect_inv(true, None)).await;
+    let out = rt.run(&module, connect_inv(HookNetwork::Allow, None)).await;
     assert_eq!(
         out.status,
         ExecStatus::Exited(1),
