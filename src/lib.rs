@@ -9,6 +9,8 @@
 //! - [`wasm`]: the WebAssembly hook runtime (wasmtime + WASI), with fuel, time and memory limits.
 //! - [`handlers`]: running one lifecycle handler (`exec` through [`wasm`], `httpGet`,
 //!   `tcpSocket`, `sleep` in the host).
+//! - [`probe`]: running one startup, liveness or readiness probe (same handlers, the
+//!   prober's rules).
 //! - [`backend`]: the trait the engine drives containers through, and its implementations.
 //! - [`engine`]: the lifecycle engine: start order, hooks, grace periods, restarts.
 //! - [`events`]: Kubernetes-style events and their text/JSON rendering.
@@ -22,6 +24,7 @@ pub mod events;
 pub mod handlers;
 pub mod hook;
 pub mod manifest;
+pub mod probe;
 pub mod wasm;
 
 /// Lock a mutex, ignoring poisoning. Every mutex in the crate guards data that a panicking

@@ -10,21 +10,25 @@ use std::path::Path;
 /// `crate::lock`) is free to use. `cli` is the top and may import everything.
 const RULES: &[(&str, &[&str])] = &[
     ("hook", &[]),
+    // gRPC wire helpers (framing, status codes, unary calls): the CRI proxy and grpc probes.
+    ("grpc", &[]),
     ("events", &[]),
     ("manifest", &["hook", "events"]),
     ("wasm", &["hook", "events"]),
     ("handlers", &["hook", "wasm", "events"]),
+    ("probe", &["hook", "grpc", "wasm", "handlers", "events"]),
     ("backend", &["events"]),
     (
         "engine",
-        &["backend", "handlers", "hook", "manifest", "events"],
+        &["backend", "handlers", "probe", "hook", "manifest", "events"],
     ),
     // The CRI front: beside the engine, never below it.
-    ("cri", &["hook", "wasm", "manifest", "events"]),
+    ("cri", &["hook", "grpc", "wasm", "manifest", "events"]),
     (
         "cli",
         &[
-            "hook", "events", "manifest", "wasm", "handlers", "backend", "engine", "cri",
+            "hook", "grpc", "events", "manifest", "wasm", "handlers", "probe", "backend", "engine",
+            "cri",
         ],
     ),
 ];

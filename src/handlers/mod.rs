@@ -160,6 +160,11 @@ impl Handlers {
         &self.wasm
     }
 
+    /// The HTTP client of httpGet hooks, shared with httpGet probes.
+    pub fn http(&self) -> &http::HttpClient {
+        &self.http
+    }
+
     /// Run `hook` to completion, its deadline, or cancellation, whichever comes first.
     pub async fn run(&self, hook: &Hook, ctx: &HookContext) -> HookOutcome {
         match hook {
