@@ -119,7 +119,7 @@ fn invalid_manifests_give_the_api_servers_messages() {
         (
             "named port missing from the container's ports (wasmhook)",
             pod("    ports: [{containerPort: 8080, name: http}]\n    lifecycle: {postStart: {httpGet: {port: metrics}}}\n", ""),
-            vec![r#"pod "web": spec.containers[0].lifecycle.postStart.httpGet.port: Not found: "metrics": wasmhook resolves named hook ports from spec.containers[0].ports, which has no port of this name"#.into()],
+            vec![r#"pod "web": spec.containers[0].lifecycle.postStart.httpGet.port: Not found: "metrics": wasmhook resolves named ports from spec.containers[0].ports, which has no port of this name"#.into()],
         ),
         (
             "scheme is case-sensitive",
@@ -913,4 +913,84 @@ fn pathological_inputs_are_errors_not_crashes() {
     let started = std::time::Instant::now();
     assert!(load_str(&bomb, Path::new("bomb.yaml"), &opts).is_err());
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn probe_fields_are_validated_as_the_api_server_does() {
+    let probes = "    livenessProbe: {exec: {command: [hooks/ready.wat]}, successThreshold: 2, initialDelaySeconds: -1, terminationGracePeriodSeconds: 0}\n    readinessProbe: {tcpSocket: {port: 80}, terminationGracePeriodSeconds: 5, periodSeconds: -3}\n    startupProbe: {exec: {command: [hooks/missing.wasm]}, successThreshold: 3}\n";
+    let missing = fixtures().join("hooks/missing.wasm");
+    let hooks_dir_tried = format!("{:?}", missing.display().to_string());
+    let want = vec![
+        r#"pod "web": spec.containers[0].livenessProbe.initialDelaySeconds: Invalid value: -1: must be greater than or equal to 0"#.to_string(),
+        r#"pod "web": spec.containers[0].livenessProbe.terminationGracePeriodSeconds: Invalid value: 0: must be greater than 0"#.into(),
+        r#"pod "web": spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"#.into(),
+        r#"pod "web": spec.containers[0].readinessProbe.periodSeconds: Invalid value: -3: must be greater than or equal to 0"#.into(),
+        r#"pod "web": spec.containers[0].readinessProbe.terminationGracePeriodSeconds: Invalid value: 5: must not be set for readinessProbes"#.into(),
+        format!(r#"pod "web": spec.containers[0].startupProbe.exec.command[0]: Not found: "hooks/missing.wasm": module not found (tried {hooks_dir_tried})"#),
+        r#"pod "web": spec.containers[0].startupProbe.successThreshold: Invalid value: 3: must be 1"#.into(),
+    ];
+    assert_eq!(rel(errors(&pod(probes, ""))), want);
+    // Zero means unset: the defaults (1, 10, 1, 3) apply, and a valid probe passes.
+    let ok = "    livenessProbe: {exec: {command: [hooks/ready.wat]}, timeoutSeconds: 0, successThreshold: 0}\n";
+    assert_eq!(errors(&pod(ok, "")), Vec::<String>::new());
+    let pods = load_str(
+        &pod(ok, ""),
+        &fixtures().join("pod.yaml"),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let p = pods[0].pod.spec.as_ref().unwrap().containers[0]
+        .liveness_probe
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (
+            p.timeout_seconds,
+            p.period_seconds,
+            p.success_threshold,
+            p.failure_threshold
+        ),
+        (Some(1), Some(10), Some(1), Some(3))
+    );
+}
+
+#[test]
+fn stop_signal_needs_the_pod_os_and_a_signal_of_that_os() {
+    let lc = "    lifecycle: {stopSignal: SIGQUIT}\n";
+    assert_eq!(
+        rel(errors(&pod(lc, ""))),
+        [
+            r#"pod "web": spec.containers[0].lifecycle.stopSignal: Forbidden: may not be set for containers with empty `spec.os.name`"#
+        ]
+    );
+    assert_eq!(
+        errors(&pod(lc, "  os: {name: linux}\n")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&pod(
+            "    lifecycle: {stopSignal: SIGRTMIN+3}\n",
+            "  os: {name: linux}\n"
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        rel(errors(&pod(lc, "  os: {name: windows}\n"))),
+        [
+            r#"pod "web": spec.containers[0].lifecycle.stopSignal: Unsupported value: "SIGQUIT": supported values: "SIGKILL", "SIGTERM""#
+        ]
+    );
+    let bad = rel(errors(&pod(
+        "    lifecycle: {stopSignal: TERM}\n",
+        "  os: {name: linux}\n",
+    )));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(
+        bad[0].starts_with(r#"pod "web": spec.containers[0].lifecycle.stopSignal: Unsupported value: "TERM": supported values: "SIGABRT", "SIGALRM", "SIGBUS", "SIGCHLD", "SIGCLD","#),
+        "{bad:?}"
+    );
+    assert!(
+        bad[0].ends_with(r#""SIGWINCH", "SIGXCPU", "SIGXFSZ""#),
+        "{bad:?}"
+    );
 }

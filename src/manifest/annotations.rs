@@ -239,6 +239,26 @@ pub fn hook_settings(
     }
 }
 
+/// The `hook-timeout` an annotation sets for this hook (most specific wins), `None` when
+/// only the engine default applies. The engine needs the difference for preStop: its
+/// deadline is the grace period, which the engine-wide default must not shorten
+/// (`lifecycle-semantics.md` §10).
+pub fn explicit_hook_timeout(pod: &Pod, container: &str, kind: HookKind) -> Option<Duration> {
+    match lookup(annotations(pod)?, "hook-timeout", container, Some(kind)) {
+        Some(Value::Timeout(d)) => Some(d),
+        _ => None,
+    }
+}
+
+/// The settings of a container's exec probes: pod-wide, then per-container annotations
+/// over `defaults` (per-hook keys do not apply; a probe is no hook).
+pub fn probe_settings(pod: &Pod, container: &str, defaults: &HookSettings) -> HookSettings {
+    match annotations(pod) {
+        Some(map) => hook_settings_from(map, container, None, defaults),
+        None => defaults.clone(),
+    }
+}
+
 /// [`hook_settings`] from a pod's annotation map (as the CRI proxy reads it from the pod
 /// sandbox). `kind` is `None` for an exec probe: only pod-wide and per-container values
 /// apply. Values that do not parse are skipped.

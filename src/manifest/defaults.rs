@@ -155,10 +155,20 @@ fn probe(p: &mut Probe) {
     if let Some(g) = p.http_get.as_mut() {
         http_get(g);
     }
-    p.timeout_seconds.get_or_insert(1);
-    p.period_seconds.get_or_insert(10);
-    p.success_threshold.get_or_insert(1);
-    p.failure_threshold.get_or_insert(3);
+    // Go cannot tell 0 from unset: both get the default.
+    for (field, default) in [
+        (&mut p.timeout_seconds, 1),
+        (&mut p.period_seconds, 10),
+        (&mut p.success_threshold, 1),
+        (&mut p.failure_threshold, 3),
+    ] {
+        if field.is_none_or(|n| n == 0) {
+            *field = Some(default);
+        }
+    }
+    if let Some(g) = p.grpc.as_mut() {
+        set_if_unset(&mut g.service, "");
+    }
 }
 
 /// A UUID-shaped (version 5 layout) id derived from `seed`.

@@ -21,6 +21,7 @@ pub mod annotations;
 mod defaults;
 mod names;
 mod parse;
+pub mod signals;
 mod units;
 mod validate;
 

@@ -12,20 +12,20 @@
 //! - `check_module` is only called for exec handlers that would run (regular containers and
 //!   `restartPolicy: Always` init containers, the handler actually dispatched).
 //!
-//! Why one file over 600 lines: it is one pass in the API server's order, and that order is
-//! part of the output; split across files, the order would be hard to see and to keep.
+//! The pass, in the API server's order (which is part of the output), is in this file;
+//! what a container's lifecycle handlers and probes must satisfy is in [`handler`].
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EphemeralContainer, HTTPGetAction, Lifecycle, LifecycleHandler,
-    PodSpec, Probe, Volume, VolumeMount,
+    Container, ContainerPort, EphemeralContainer, Lifecycle, PodSpec, Probe, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{annotations, names, BadValue, FieldError, LoadOptions, ManifestPod};
+
+mod handler;
 
 /// Resolve an exec hook's `command[0]` to a module file: absolute paths as they are; relative
 /// ones against the manifest's directory, then `hooks_dir`. `Err` says what was tried.
@@ -132,37 +132,6 @@ impl<'a> From<&'a EphemeralContainer> for Ctr<'a> {
     }
 }
 
-/// A handler as `validateHandler` sees it: lifecycle handlers have `sleep`, probes `grpc`.
-struct HandlerView<'a> {
-    exec: Option<&'a [String]>,
-    http_get: Option<&'a HTTPGetAction>,
-    tcp_port: Option<&'a IntOrString>,
-    grpc_port: Option<i32>,
-    sleep: Option<i64>,
-}
-
-impl<'a> HandlerView<'a> {
-    fn lifecycle(h: &'a LifecycleHandler) -> Self {
-        HandlerView {
-            exec: h.exec.as_ref().map(|e| e.command.as_deref().unwrap_or(&[])),
-            http_get: h.http_get.as_ref(),
-            tcp_port: h.tcp_socket.as_ref().map(|t| &t.port),
-            grpc_port: None,
-            sleep: h.sleep.as_ref().map(|s| s.seconds),
-        }
-    }
-
-    fn probe(p: &'a Probe) -> Self {
-        HandlerView {
-            exec: p.exec.as_ref().map(|e| e.command.as_deref().unwrap_or(&[])),
-            http_get: p.http_get.as_ref(),
-            tcp_port: p.tcp_socket.as_ref().map(|t| &t.port),
-            grpc_port: p.grpc.as_ref().map(|g| g.port),
-            sleep: None,
-        }
-    }
-}
-
 struct Validator<'a> {
     errs: Vec<FieldError>,
     manifest_dir: &'a Path,
@@ -201,6 +170,7 @@ impl Validator<'_> {
 
     fn spec(&mut self, spec: &PodSpec) {
         let grace = spec.termination_grace_period_seconds;
+        let os = spec.os.as_ref().map(|o| o.name.as_str());
         let vols = self.volumes(spec.volumes.as_deref().unwrap_or(&[]));
 
         // Regular containers: names unique among themselves; init and ephemeral containers
@@ -217,7 +187,7 @@ impl Validator<'_> {
                 self.push(FieldError::duplicate(format!("{path}.name"), ctr.name));
             }
             if let Some(lc) = ctr.lifecycle {
-                self.lifecycle(&ctr, lc, &path, grace);
+                self.lifecycle(&ctr, lc, &path, grace, os);
             }
             self.probes(&ctr, &path);
             if ctr.restart_policy.is_some() {
@@ -250,7 +220,7 @@ impl Validator<'_> {
             }
             if restart_always {
                 if let Some(lc) = ctr.lifecycle {
-                    self.lifecycle(&ctr, lc, &path, grace);
+                    self.lifecycle(&ctr, lc, &path, grace, os);
                 }
                 self.probes(&ctr, &path);
             } else {
@@ -521,171 +491,6 @@ impl Validator<'_> {
                         s(sub),
                         "must not contain '..'",
                     ));
-                }
-            }
-        }
-    }
-
-    fn lifecycle(&mut self, c: &Ctr<'_>, lc: &Lifecycle, path: &str, grace: Option<i64>) {
-        let lc_path = format!("{path}.lifecycle");
-        for (hook, handler) in [("postStart", &lc.post_start), ("preStop", &lc.pre_stop)] {
-            if let Some(h) = handler {
-                let hp = format!("{lc_path}.{hook}");
-                self.handler(c, path, &HandlerView::lifecycle(h), &hp, grace, true);
-            }
-        }
-    }
-
-    fn probes(&mut self, c: &Ctr<'_>, path: &str) {
-        for (field, probe) in c.probes {
-            if let Some(p) = probe {
-                let pp = format!("{path}.{field}");
-                self.handler(c, path, &HandlerView::probe(p), &pp, None, false);
-            }
-        }
-    }
-
-    /// `validateHandler`: exactly one handler (extra ones, in the order exec, httpGet,
-    /// tcpSocket, grpc, sleep, are each Forbidden and not validated further). For lifecycle
-    /// handlers wasmhook also checks exec modules and named ports.
-    fn handler(
-        &mut self,
-        c: &Ctr<'_>,
-        ctr_path: &str,
-        h: &HandlerView<'_>,
-        path: &str,
-        grace: Option<i64>,
-        lifecycle: bool,
-    ) {
-        const MORE: &str = "may not specify more than 1 handler type";
-        let mut count = 0;
-        let mut first = |this: &mut Self, field: &str| -> bool {
-            count += 1;
-            if count > 1 {
-                this.push(FieldError::forbidden(format!("{path}.{field}"), MORE));
-                false
-            } else {
-                true
-            }
-        };
-        if let Some(cmd) = h.exec {
-            if first(self, "exec") {
-                if cmd.is_empty() {
-                    self.push(FieldError::required(format!("{path}.exec.command"), ""));
-                } else if lifecycle {
-                    if let Some(m) = cmd.first() {
-                        self.module(m, &format!("{path}.exec.command[0]"));
-                    }
-                }
-            }
-        }
-        if let Some(g) = h.http_get {
-            if first(self, "httpGet") {
-                let p = format!("{path}.httpGet");
-                if g.path.as_deref().unwrap_or("").is_empty() {
-                    self.push(FieldError::required(format!("{p}.path"), ""));
-                }
-                self.port(c, ctr_path, &g.port, &format!("{p}.port"), lifecycle);
-                let scheme = g.scheme.as_deref().unwrap_or("");
-                if scheme != "HTTP" && scheme != "HTTPS" {
-                    self.push(FieldError::not_supported(
-                        format!("{p}.scheme"),
-                        scheme,
-                        &["HTTP", "HTTPS"],
-                    ));
-                }
-                for header in g.http_headers.iter().flatten() {
-                    self.invalid_each(
-                        &format!("{p}.httpHeaders"),
-                        s(&header.name),
-                        names::is_http_header_name(&header.name),
-                    );
-                }
-            }
-        }
-        if let Some(port) = h.tcp_port {
-            if first(self, "tcpSocket") {
-                self.port(
-                    c,
-                    ctr_path,
-                    port,
-                    &format!("{path}.tcpSocket.port"),
-                    lifecycle,
-                );
-            }
-        }
-        if let Some(port) = h.grpc_port {
-            if first(self, "grpc") {
-                let n = i64::from(port);
-                self.invalid_each(
-                    &format!("{path}.grpc.port"),
-                    BadValue::Int(n),
-                    names::is_valid_port_num(n),
-                );
-            }
-        }
-        if let Some(seconds) = h.sleep {
-            if first(self, "sleep") {
-                if let Some(g) = grace {
-                    if seconds < 0 || seconds > g {
-                        self.push(FieldError::invalid(
-                            format!("{path}.sleep"),
-                            BadValue::Int(seconds),
-                            format!(
-                                "must be non-negative and less than terminationGracePeriodSeconds ({g})"
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        if count == 0 {
-            self.push(FieldError::required(path, "must specify a handler type"));
-        }
-    }
-
-    /// `ValidatePortNumOrName`, plus (lifecycle only, wasmhook) a valid name must name one of
-    /// the container's ports, since that is the only way it can resolve at run time.
-    fn port(
-        &mut self,
-        c: &Ctr<'_>,
-        ctr_path: &str,
-        port: &IntOrString,
-        path: &str,
-        lifecycle: bool,
-    ) {
-        match port {
-            IntOrString::Int(n) => {
-                let n = i64::from(*n);
-                self.invalid_each(path, BadValue::Int(n), names::is_valid_port_num(n));
-            }
-            IntOrString::String(name) => {
-                let msgs = names::is_valid_port_name(name);
-                if !msgs.is_empty() {
-                    self.invalid_each(path, s(name), msgs);
-                } else if lifecycle
-                    && !c
-                        .ports
-                        .iter()
-                        .any(|p| p.name.as_deref() == Some(name.as_str()))
-                {
-                    self.push(FieldError::not_found(
-                        path,
-                        name,
-                        format!("wasmhook resolves named hook ports from {ctr_path}.ports, which has no port of this name"),
-                    ));
-                }
-            }
-        }
-    }
-
-    /// wasmhook: the exec module resolves and passes the caller's check.
-    fn module(&mut self, command0: &str, path: &str) {
-        match resolve_module(command0, self.manifest_dir, self.hooks_dir) {
-            Err(e) => self.push(FieldError::not_found(path, command0, e)),
-            Ok(module) => {
-                if let Err(e) = (self.check_module)(&module) {
-                    self.push(FieldError::invalid(path, s(command0), e));
                 }
             }
         }
