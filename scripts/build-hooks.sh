@@ -17,7 +17,7 @@
 #   netprobe.component.wasm               Rust, like drain-http, plus raw wasi:sockets: prints what
 #                                         the hook network policy lets it reach (tests use it)
 #   typed.component.wasm                  Rust reactor exporting wasmhook:hook/handler@0.1.0
-#   hello.wat, fail.wat                   copied from examples/hooks/wat (the host compiles .wat)
+#   hello.wat, fail.wat, healthy.wat     copied from examples/hooks/wat (the host compiles .wat)
 #   SHA256SUMS                            of the files above
 # The build is reproducible on the same toolchain: paths are remapped, no timestamps are embedded.
 set -euo pipefail

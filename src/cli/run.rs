@@ -26,7 +26,8 @@ use crate::backend::runc::{RuncBackend, RuncBackendConfig};
 use crate::backend::{Backend, LogLine, LogStream, ProcessBackend};
 use crate::engine::{BackoffConfig, Engine, EngineConfig, PodPhase, PodStatus};
 use crate::events::{
-    render_hook_json, render_hook_text, render_json, render_text, Record, Recorder,
+    render_hook_json, render_hook_text, render_json, render_readiness_json, render_readiness_text,
+    render_text, Record, Recorder,
 };
 use crate::handlers::Handlers;
 use crate::manifest::parse_go_duration;
@@ -203,6 +204,10 @@ async fn print_records(
                 Some(Record::Hook(h)) => match format {
                     OutputFormat::Json => render_hook_json(&h),
                     OutputFormat::Text => render_hook_text(&h),
+                },
+                Some(Record::Readiness(r)) => match format {
+                    OutputFormat::Json => render_readiness_json(&r),
+                    OutputFormat::Text => render_readiness_text(&r),
                 },
             },
             l = logs.recv(), if logs_open => match l {

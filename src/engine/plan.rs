@@ -2,8 +2,9 @@
 //! order with their roles, expanded argv and env, mounts, hooks and hook settings.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Lifecycle};
+use k8s_openapi::api::core::v1::{Container, Lifecycle, Probe};
 
 use super::expand::{expand, lookup, resolve_env};
 use super::status::ContainerRole;
@@ -13,6 +14,7 @@ use crate::events::PodRef;
 use crate::handlers::{Hook, HookMount, HookTarget};
 use crate::hook::{HookKind, HookSettings};
 use crate::manifest::{annotations, resolve_module, ManifestPod};
+use crate::probe::{ProbeHandler, ProbeKind};
 
 /// `spec.restartPolicy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +37,16 @@ pub struct MountPlan {
 #[derive(Clone, Debug)]
 pub struct HookPlan {
     pub hook: Hook,
+    /// The hook's limits. For preStop, `timeout` is an explicit `wasmhook.dev/hook-timeout`
+    /// annotation or [`UNBOUNDED_PRE_STOP`]: the kubelet's deadline for preStop is the grace
+    /// period, and the engine-wide default (`--timeout`) must not shorten it.
     pub settings: HookSettings,
 }
+
+/// The `timeout` of a preStop hook no annotation bounds: none of its own. The engine still
+/// ends it with its container (`engine::pod::stop`), at most the grace period plus the
+/// 2 s of the stop signal after it started.
+pub const UNBOUNDED_PRE_STOP: Duration = Duration::from_secs(u32::MAX as u64);
 
 impl HookPlan {
     /// `exec`, `httpGet`, `tcpSocket` or `sleep`.
@@ -48,6 +58,25 @@ impl HookPlan {
             Hook::Sleep(_) => "sleep",
         }
     }
+}
+
+/// One probe of a container, ready to run; the API's defaults applied (period 10 s,
+/// timeout 1 s, thresholds 1 and 3).
+#[derive(Clone, Debug)]
+pub struct ProbePlan {
+    pub kind: ProbeKind,
+    pub handler: ProbeHandler,
+    pub initial_delay: Duration,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    /// The probe-level `terminationGracePeriodSeconds` (liveness and startup): the grace of
+    /// the kill a failure causes, unless the pod's deletion grace is set.
+    pub termination_grace: Option<i64>,
+    /// The wasm limits of an exec probe: pod-wide and per-container annotations over the
+    /// engine defaults (its timeout is `timeout` above).
+    pub settings: HookSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -62,6 +91,8 @@ pub struct ContainerPlan {
     pub ports: Vec<(String, u16)>,
     pub post_start: Option<HookPlan>,
     pub pre_stop: Option<HookPlan>,
+    /// Startup, liveness and readiness probes, in that order, those that are set.
+    pub probes: Vec<ProbePlan>,
     /// `lifecycle.stopSignal`, else SIGTERM.
     pub stop_signal: i32,
     pub memory_limit: Option<u64>,
@@ -133,11 +164,47 @@ pub fn plan(mp: &ManifestPod, config: &EngineConfig) -> PodPlan {
                 resolve_module(m, mp.manifest_dir(), hooks_dir).unwrap_or_else(|_| m.into())
             })
             .ok()?;
-            Some(HookPlan {
-                hook,
-                settings: annotations::hook_settings(pod, &c.name, kind, &config.hook_defaults),
+            let mut settings =
+                annotations::hook_settings(pod, &c.name, kind, &config.hook_defaults);
+            if kind == HookKind::PreStop {
+                settings.timeout = annotations::explicit_hook_timeout(pod, &c.name, kind)
+                    .unwrap_or(UNBOUNDED_PRE_STOP);
+            }
+            Some(HookPlan { hook, settings })
+        };
+        let probe = |kind: ProbeKind, p: Option<&Probe>| -> Option<ProbePlan> {
+            let p = p?;
+            let handler = ProbeHandler::from_k8s(p, |m| {
+                resolve_module(m, mp.manifest_dir(), hooks_dir).unwrap_or_else(|_| m.into())
+            })?;
+            let seconds = |n: Option<i32>, default: i32| {
+                Duration::from_secs(u64::try_from(n.unwrap_or(default)).unwrap_or(0))
+            };
+            let count = |n: Option<i32>, default: u32| {
+                n.and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(default)
+                    .max(1)
+            };
+            Some(ProbePlan {
+                kind,
+                handler,
+                initial_delay: seconds(p.initial_delay_seconds, 0),
+                period: seconds(p.period_seconds, 10).max(Duration::from_secs(1)),
+                timeout: seconds(p.timeout_seconds, 1).max(Duration::from_secs(1)),
+                success_threshold: count(p.success_threshold, 1),
+                failure_threshold: count(p.failure_threshold, 3),
+                termination_grace: p.termination_grace_period_seconds,
+                settings: annotations::probe_settings(pod, &c.name, &config.hook_defaults),
             })
         };
+        let probes = [
+            (ProbeKind::Startup, c.startup_probe.as_ref()),
+            (ProbeKind::Liveness, c.liveness_probe.as_ref()),
+            (ProbeKind::Readiness, c.readiness_probe.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, p)| probe(kind, p))
+        .collect();
         let lifecycle = c.lifecycle.as_ref();
         let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
         ContainerPlan {
@@ -166,9 +233,11 @@ pub fn plan(mp: &ManifestPod, config: &EngineConfig) -> PodPlan {
                 .collect(),
             post_start: hook(HookKind::PostStart, lifecycle),
             pre_stop: hook(HookKind::PreStop, lifecycle),
+            probes,
             stop_signal: lifecycle
                 .and_then(|l| l.stop_signal.as_deref())
-                .and_then(signal_number)
+                // Validated (`spec.os.name: linux`); a Windows name has no Linux number.
+                .and_then(crate::manifest::signals::linux_stop_signal)
                 .unwrap_or(SIGTERM),
             memory_limit: limits
                 .and_then(|l| l.get("memory"))
@@ -261,6 +330,10 @@ impl ContainerPlan {
         }
     }
 
+    pub fn probe(&self, kind: ProbeKind) -> Option<&ProbePlan> {
+        self.probes.iter().find(|p| p.kind == kind)
+    }
+
     pub fn hook(&self, kind: HookKind) -> Option<&HookPlan> {
         match kind {
             HookKind::PostStart => self.post_start.as_ref(),
@@ -271,44 +344,6 @@ impl ContainerPlan {
 
 pub const SIGTERM: i32 = 15;
 pub const SIGKILL: i32 = 9;
-
-/// Linux signal numbers by the names `lifecycle.stopSignal` accepts.
-pub fn signal_number(name: &str) -> Option<i32> {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as i32 + 1)
-}
 
 /// `500m` → 500, `2` → 2000, `0.5` → 500.
 fn parse_cpu_millis(q: &str) -> Option<u64> {
@@ -322,15 +357,6 @@ fn parse_cpu_millis(q: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(signal_number("SIGTERM"), Some(15));
-        assert_eq!(signal_number("SIGQUIT"), Some(3));
-        assert_eq!(signal_number("SIGKILL"), Some(9));
-        assert_eq!(signal_number("SIGSYS"), Some(31));
-        assert_eq!(signal_number("TERM"), None);
-    }
 
     #[test]
     fn cpu_quantities() {

@@ -1,5 +1,6 @@
 //! Pod and container status, shaped like the API's `PodStatus`, and its stable JSON form:
-//! `{"kind": "PodStatus", "pod", "phase", "containers": [{"name", "restartCount", "state",
+//! `{"kind": "PodStatus", "pod", "phase", "stopRequested", "conditions": [{"type": "Ready",
+//! "status"}], "containers": [{"name", "role", "restartCount", "started", "ready", "state",
 //! "exitCode", "reason", "message"}]}`.
 
 use serde::Serialize;
@@ -68,6 +69,32 @@ pub struct ContainerStatus {
     pub last_exit_code: Option<i32>,
     /// Whether the last stop needed SIGKILL.
     pub killed: bool,
+    /// The API's `started`: running, through postStart, and its startup probe (if any)
+    /// succeeded. False again when the instance exits.
+    pub started: bool,
+    /// The API's `ready`: started, and its readiness probe (if any) succeeded last.
+    pub ready: bool,
+}
+
+impl ContainerStatus {
+    /// A container not yet started.
+    pub fn new(name: String, role: ContainerRole) -> Self {
+        ContainerStatus {
+            name,
+            role,
+            restart_count: 0,
+            state: ContainerState::waiting("PodInitializing"),
+            last_exit_code: None,
+            killed: false,
+            started: false,
+            ready: false,
+        }
+    }
+
+    /// Whether the pod's readiness counts this container: sidecars and app containers.
+    pub fn counts_for_readiness(&self) -> bool {
+        self.role != ContainerRole::Init
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +145,14 @@ pub(crate) fn final_status(
 }
 
 impl PodStatus {
+    /// The pod's `Ready` condition: every sidecar and app container ready.
+    pub fn ready(&self) -> bool {
+        self.containers
+            .iter()
+            .filter(|c| c.counts_for_readiness())
+            .all(|c| c.ready)
+    }
+
     /// Stopped on request and every container stopped by its stop signal, without SIGKILL.
     pub fn stopped_cleanly(&self) -> bool {
         self.stop_requested && self.containers.iter().all(|c| !c.killed)
@@ -130,6 +165,8 @@ struct JsonContainer<'a> {
     name: &'a str,
     role: ContainerRole,
     restart_count: u32,
+    started: bool,
+    ready: bool,
     state: &'static str,
     exit_code: Option<i32>,
     reason: Option<&'a str>,
@@ -166,6 +203,8 @@ impl PodStatus {
                     name: &c.name,
                     role: c.role,
                     restart_count: c.restart_count,
+                    started: c.started,
+                    ready: c.ready,
                     state,
                     exit_code,
                     reason,
@@ -178,6 +217,10 @@ impl PodStatus {
             "pod": self.pod,
             "phase": self.phase,
             "stopRequested": self.stop_requested,
+            "conditions": [{
+                "type": "Ready",
+                "status": if self.ready() { "True" } else { "False" },
+            }],
             "containers": containers,
         })
         .to_string()
@@ -185,7 +228,15 @@ impl PodStatus {
 
     /// A short table for people.
     pub fn to_text(&self) -> String {
-        let mut out = format!("pod/{}: {:?}\n", self.pod, self.phase);
+        let counted = self.containers.iter().filter(|c| c.counts_for_readiness());
+        let ready = counted.clone().filter(|c| c.ready).count();
+        let mut out = format!(
+            "pod/{}: {:?}  READY {ready}/{}  Ready={}\n",
+            self.pod,
+            self.phase,
+            counted.count(),
+            if self.ready() { "True" } else { "False" }
+        );
         for c in &self.containers {
             let state = match &c.state {
                 ContainerState::Waiting { reason, .. } => format!("Waiting ({reason})"),
@@ -195,10 +246,11 @@ impl PodStatus {
                 } => format!("Terminated ({reason}, exit code {exit_code})"),
             };
             out.push_str(&format!(
-                "  {:<24} {:<8} restarts={:<3} {state}\n",
+                "  {:<24} {:<8} restarts={:<3} ready={:<5} {state}\n",
                 c.name,
                 format!("{:?}", c.role).to_lowercase(),
-                c.restart_count
+                c.restart_count,
+                c.ready
             ));
         }
         out
@@ -211,12 +263,9 @@ mod tests {
 
     fn status(role: ContainerRole, state: ContainerState, last: Option<i32>) -> ContainerStatus {
         ContainerStatus {
-            name: "c".into(),
-            role,
-            restart_count: 0,
             state,
             last_exit_code: last,
-            killed: false,
+            ..ContainerStatus::new("c".into(), role)
         }
     }
 

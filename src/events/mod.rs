@@ -8,7 +8,10 @@ mod goquote;
 mod render;
 
 pub use goquote::go_quote;
-pub use render::{render_hook_json, render_hook_text, render_json, render_text};
+pub use render::{
+    render_hook_json, render_hook_text, render_json, render_readiness_json, render_readiness_text,
+    render_text,
+};
 
 use std::fmt;
 use std::time::SystemTime;
@@ -79,6 +82,10 @@ pub mod reason {
     pub const EXCEEDED_GRACE_PERIOD: &str = "ExceededGracePeriod";
     pub const LIFECYCLE_HTTP_FALLBACK: &str = "LifecycleHTTPFallback";
     pub const FAILED_CREATE_POD_SANDBOX: &str = "FailedCreatePodSandBox";
+    /// A probe failed (`ContainerUnhealthy`).
+    pub const UNHEALTHY: &str = "Unhealthy";
+    /// A probe succeeded with a warning (`ContainerProbeWarning`).
+    pub const PROBE_WARNING: &str = "ProbeWarning";
 }
 
 /// The result of one hook run, reported besides the events. Events keep the kubelet's
@@ -100,11 +107,33 @@ pub struct HookReport {
     pub duration: std::time::Duration,
 }
 
+/// A container's readiness changed (its readiness probe, its start, its exit), with the
+/// pod's readiness after the change: what `kubectl get pods` shows as `READY 1/2`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadinessChange {
+    pub timestamp: SystemTime,
+    pub pod: String,
+    pub container: String,
+    pub ready: bool,
+    /// Sidecars and app containers ready, and how many there are. The pod's `Ready`
+    /// condition is true when all are.
+    pub ready_containers: usize,
+    pub containers: usize,
+}
+
+impl ReadinessChange {
+    /// The pod's `Ready` condition.
+    pub fn pod_ready(&self) -> bool {
+        self.ready_containers == self.containers
+    }
+}
+
 /// What a [`Recorder`] delivers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     Event(Event),
     Hook(HookReport),
+    Readiness(ReadinessChange),
 }
 
 /// Where events and hook reports go. Cheap to clone; sending never blocks and never fails
@@ -125,6 +154,11 @@ impl Recorder {
     pub fn record(&self, event: Event) {
         tracing::debug!(reason = event.reason, pod = %event.pod, container = ?event.container, "{}", event.message);
         let _ = self.tx.send(Record::Event(event));
+    }
+
+    pub fn readiness(&self, change: ReadinessChange) {
+        tracing::debug!(pod = %change.pod, container = %change.container, ready = change.ready, "readiness");
+        let _ = self.tx.send(Record::Readiness(change));
     }
 
     pub fn hook(&self, report: HookReport) {

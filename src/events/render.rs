@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{Event, EventType, HookReport};
+use super::{Event, EventType, HookReport, ReadinessChange};
 use crate::events::go_quote;
 
 #[derive(Serialize)]
@@ -91,6 +91,36 @@ pub fn render_hook_text(r: &HookReport) -> String {
         out.push_str(&format!("\n{:>16}output: {}", "", go_quote(&r.output)));
     }
     out
+}
+
+/// A readiness change as one JSON object: `{"kind": "Readiness", "timestamp", "pod",
+/// "container", "ready", "readyContainers", "containers", "podReady"}`.
+pub fn render_readiness_json(r: &ReadinessChange) -> String {
+    serde_json::json!({
+        "kind": "Readiness",
+        "timestamp": humantime::format_rfc3339_millis(r.timestamp).to_string(),
+        "pod": r.pod,
+        "container": r.container,
+        "ready": r.ready,
+        "readyContainers": r.ready_containers,
+        "containers": r.containers,
+        "podReady": r.pod_ready(),
+    })
+    .to_string()
+}
+
+/// A readiness change for people: `pod/web/app ready (pod READY 2/2, Ready=True)`.
+pub fn render_readiness_text(r: &ReadinessChange) -> String {
+    let pod_ready = if r.pod_ready() { "True" } else { "False" };
+    format!(
+        "{:>14}  pod/{}/{} {} (pod READY {}/{}, Ready={pod_ready})",
+        "",
+        r.pod,
+        r.container,
+        if r.ready { "ready" } else { "not ready" },
+        r.ready_containers,
+        r.containers,
+    )
 }
 
 #[cfg(test)]

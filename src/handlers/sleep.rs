@@ -1,12 +1,11 @@
 //! The `sleep` handler (`lifecycle-semantics.md` §3.3): wait `seconds`, unless the hook is
 //! cancelled first.
 //!
-//! Bounded by `ctx.cancel` only, not by `settings.timeout`: this is the kubelet's rule (its
-//! sleep ends at `ctx.Done()`, and for preStop the caller's context ends with the grace
-//! period). The engine cancels the token when the container is killed or the grace period
-//! runs out, which is exactly "container terminated before sleep hook finished"; a sleep
-//! longer than the hook timeout is what the user asked for, and the API already caps
-//! `seconds` by the grace period for preStop.
+//! The kubelet's sleep ends only at `ctx.Done()`: for preStop, when its container is gone.
+//! The engine gives a preStop hook no timeout of its own unless an annotation sets one
+//! (`engine::plan::UNBOUNDED_PRE_STOP`) and cancels it when its container is gone, which is
+//! exactly "container terminated before sleep hook finished". For postStart, wasmhook bounds
+//! every hook by its timeout (an extension: the kubelet would hold the pod's start).
 
 use std::time::{Duration, Instant};
 
@@ -37,8 +36,8 @@ pub async fn run(action: &SleepAction, ctx: &HookContext) -> HookOutcome {
             ),
         ),
         _ = tokio::time::sleep(Duration::from_secs(seconds)) => HookOutcome::ok(started),
-        // The handlers' invariant: no hook outlives its timeout (for preStop the engine has
-        // already lowered it to the remaining grace).
+        // The handlers' invariant: no hook outlives its timeout (never reached by a preStop
+        // sleep, which validation caps at the grace period).
         _ = tokio::time::sleep(ctx.settings.timeout) => HookOutcome::failed(
             started,
             format!(

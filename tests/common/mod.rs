@@ -4,6 +4,7 @@
 
 pub mod containerd;
 pub mod cri;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

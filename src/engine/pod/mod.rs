@@ -7,6 +7,7 @@
 //! `killContainer`, pod termination, clean-up). This file holds the pod's state, the
 //! helpers every phase uses, and [`run`], the sequence.
 
+mod probe;
 mod start;
 mod stop;
 mod supervise;
@@ -70,14 +71,7 @@ pub(crate) async fn run(
     let statuses = plan
         .containers
         .iter()
-        .map(|c| ContainerStatus {
-            name: c.name.clone(),
-            role: c.role,
-            restart_count: 0,
-            state: ContainerState::waiting("PodInitializing"),
-            last_exit_code: None,
-            killed: false,
-        })
+        .map(|c| ContainerStatus::new(c.name.clone(), c.role))
         .collect::<Vec<_>>();
     let spec = SandboxSpec {
         pod: plan.pod.clone(),
@@ -124,16 +118,32 @@ pub(crate) async fn run(
         plan,
         terminating,
         kill_now,
+        start_done: CancellationToken::new(),
         grace_override,
         completed: watch::channel(0).0,
+        started: watch::channel(()).0,
+        kills: (0..n).map(|_| tokio::sync::Mutex::new(())).collect(),
         failed: AtomicBool::new(false),
         supervisors: Mutex::new(Vec::with_capacity(n)),
     });
 
-    pod.start_all().await;
-    pod.wait_until_done().await;
-    let stop_requested = pod.terminating.is_cancelled();
-    pod.terminate().await;
+    // Termination does not wait for the start to finish: a stop request during a postStart
+    // stops the other containers at once (the one in postStart after its hook).
+    let start = async {
+        pod.start_all().await;
+        pod.start_done.cancel();
+    };
+    let stop = async {
+        tokio::select! {
+            _ = pod.start_done.cancelled() => {}
+            _ = pod.terminating.cancelled() => {}
+        }
+        pod.wait_until_done().await;
+        let stop_requested = pod.terminating.is_cancelled();
+        pod.terminate().await;
+        stop_requested
+    };
+    let ((), stop_requested) = tokio::join!(start, stop);
     pod.clean_up().await;
     watcher.abort();
     pod.final_status(stop_requested)
@@ -168,9 +178,17 @@ struct Pod {
     terminating: CancellationToken,
     /// Cancelled on an immediate kill: SIGKILL now, every hook stops.
     kill_now: CancellationToken,
+    /// Cancelled when [`Pod::start_all`] has returned: nothing more will be started.
+    start_done: CancellationToken,
     grace_override: Arc<Mutex<Option<i64>>>,
     /// How many app containers are terminated for good.
     completed: watch::Sender<usize>,
+    /// Bumped when a container's `started` turns true (the start of the next container
+    /// waits for a sidecar's startup probe).
+    started: watch::Sender<()>,
+    /// One per container: held while it is being killed, so a kill by a probe, by a failed
+    /// postStart and by termination never overlap (the later one finds it stopped).
+    kills: Vec<tokio::sync::Mutex<()>>,
     /// An init container failed under `restartPolicy: Never`.
     failed: AtomicBool,
     supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -204,8 +222,9 @@ impl Pod {
         self.state().containers[idx].status.state = state;
     }
 
-    /// Record an exit of container `idx`; returns the Kubernetes exit code.
-    fn exited(&self, idx: usize, r: crate::backend::Result<ExitStatus>) -> i32 {
+    /// Record the exit of instance `id` of container `idx` (ignored when a newer instance
+    /// has replaced it); returns the Kubernetes exit code.
+    fn exited(&self, idx: usize, id: &ContainerId, r: crate::backend::Result<ExitStatus>) -> i32 {
         let code = match r {
             Ok(s) => s.code(),
             Err(e) => {
@@ -216,14 +235,69 @@ impl Pod {
                 128
             }
         };
-        let mut st = self.state();
-        let slot = &mut st.containers[idx];
-        if slot.running {
+        {
+            let mut st = self.state();
+            let slot = &mut st.containers[idx];
+            if !(slot.running && slot.id.as_ref() == Some(id)) {
+                return code;
+            }
             slot.running = false;
+            slot.status.started = false;
             slot.status.last_exit_code = Some(code);
             slot.status.state = ContainerState::terminated(code, slot.hook_error.clone());
         }
+        self.set_ready(idx, id, false);
         code
+    }
+
+    /// Whether `id` is the running instance of container `idx`.
+    fn is_running(&self, idx: usize, id: &ContainerId) -> bool {
+        let st = self.state();
+        st.containers[idx].running && st.containers[idx].id.as_ref() == Some(id)
+    }
+
+    /// Set `started` of instance `id` (a started container without a readiness probe is
+    /// ready).
+    fn set_started(&self, idx: usize, id: &ContainerId, started: bool) {
+        if !self.is_running(idx, id) {
+            return;
+        }
+        self.state().containers[idx].status.started = started;
+        if started {
+            self.started.send_replace(());
+            if self.plan.containers[idx]
+                .probe(crate::probe::ProbeKind::Readiness)
+                .is_none()
+            {
+                self.set_ready(idx, id, true);
+            }
+        }
+    }
+
+    /// Set `ready` of container `idx` (of instance `id` when turning ready) and report a
+    /// change.
+    fn set_ready(&self, idx: usize, id: &ContainerId, ready: bool) {
+        let change = {
+            let mut st = self.state();
+            let slot = &st.containers[idx];
+            if slot.status.ready == ready || (ready && slot.id.as_ref() != Some(id)) {
+                return;
+            }
+            st.containers[idx].status.ready = ready;
+            let counted = st
+                .containers
+                .iter()
+                .filter(|s| s.status.counts_for_readiness());
+            crate::events::ReadinessChange {
+                timestamp: SystemTime::now(),
+                pod: self.plan.pod.name.clone(),
+                container: self.plan.containers[idx].name.clone(),
+                ready,
+                ready_containers: counted.clone().filter(|s| s.status.ready).count(),
+                containers: counted.count(),
+            }
+        };
+        self.recorder.readiness(change);
     }
 
     /// Run hook `kind` of container `idx`, bounded by `deadline` and `cancel`, and report it.

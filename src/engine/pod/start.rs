@@ -30,7 +30,28 @@ impl Pod {
                     let pod = self.clone();
                     let task = tokio::spawn(async move { pod.supervise(idx).await });
                     lock(&self.supervisors).push(task);
+                    if self.plan.containers[idx].role == ContainerRole::Sidecar {
+                        self.wait_for_startup(idx).await;
+                    }
                 }
+            }
+        }
+    }
+
+    /// A sidecar with a startup probe holds back the next container until the probe has
+    /// succeeded (of this or a restarted instance), or termination starts.
+    async fn wait_for_startup(&self, idx: usize) {
+        if self.plan.containers[idx]
+            .probe(crate::probe::ProbeKind::Startup)
+            .is_none()
+        {
+            return;
+        }
+        let mut started = self.started.subscribe();
+        while !self.state().containers[idx].status.started {
+            tokio::select! {
+                _ = started.changed() => {}
+                _ = self.terminating.cancelled() => return,
             }
         }
     }
@@ -43,7 +64,7 @@ impl Pod {
                 let id = self.state().containers[idx].id.clone();
                 match id {
                     Some(id) => tokio::select! {
-                        r = self.engine.backend.wait(&id) => Some(self.exited(idx, r)),
+                        r = self.engine.backend.wait(&id) => Some(self.exited(idx, &id, r)),
                         _ = self.terminating.cancelled() => return false,
                     },
                     None => None,
@@ -118,14 +139,22 @@ impl Pod {
             slot.status.state = ContainerState::waiting("ContainerCreating");
         }
         if let Some(hook) = &c.post_start {
+            // As the kubelet: a stop request does not interrupt postStart (only an immediate
+            // kill does), and the container is not killed while it runs (termination waits
+            // for this lock; the other containers do not wait).
+            let _no_kill_during_post_start = self.kills[idx].lock().await;
             let outcome = self
                 .run_hook(
                     idx,
                     HookKind::PostStart,
                     hook.settings.timeout,
-                    self.terminating.child_token(),
+                    self.kill_now.child_token(),
                 )
                 .await;
+            if outcome.result.is_err() && self.kill_now.is_cancelled() {
+                // Cut off by an immediate kill: no hook failure; termination kills it now.
+                return true;
+            }
             if let Err(msg) = outcome.result {
                 self.event(
                     EventType::Warning,
@@ -134,7 +163,8 @@ impl Pod {
                     "PostStartHook failed".into(),
                 );
                 self.state().containers[idx].hook_error = Some(msg.clone());
-                self.kill_container(idx, Some("FailedPostStartHook"), self.grace(), None)
+                let _ = self
+                    .kill_locked(idx, Some("FailedPostStartHook"), self.grace(), None)
                     .await;
                 self.set_state(idx, waiting("PostStartHookError", msg));
                 return true;

@@ -18,8 +18,26 @@ impl Pod {
             };
             let code = match id {
                 Some(id) if running => {
-                    let r = self.engine.backend.wait(&id).await;
-                    self.exited(idx, r)
+                    // Probes run as long as the instance does; a failed liveness or startup
+                    // probe kills it, and the restart policy below decides what follows.
+                    let exit = tokio::select! {
+                        r = self.engine.backend.wait(&id) => Ok(r),
+                        kill = self.probe_instance(idx, &id) => Err(kill),
+                    };
+                    match exit {
+                        Ok(r) => self.exited(idx, &id, r),
+                        // `None`: termination killed it first and recorded the exit.
+                        Err(kill) => match self
+                            .kill_container(idx, Some(&kill.message), kill.grace, None)
+                            .await
+                        {
+                            Some(code) => code,
+                            None => self.state().containers[idx]
+                                .status
+                                .last_exit_code
+                                .unwrap_or(128),
+                        },
+                    }
                 }
                 // The last start failed (create or start error).
                 _ => 128,
