@@ -5,19 +5,23 @@
 //!
 //! ```text
 //! sandbox ─► init containers, one at a time, each to exit 0 (sidecars: started, kept running)
+//!            (a sidecar with a startupProbe holds back the next one until it passes)
 //!         ─► app containers in spec order, each: create, start, postStart (serial)
-//!         ─► supervise: restarts by restartPolicy with crash-loop back-off
+//!         ─► supervise: probes (startup, liveness, readiness) while an instance runs;
+//!            restarts by restartPolicy with crash-loop back-off
 //!         ─► terminate (stop request, or every app container done for good):
 //!            all preStop hooks at once, then stop signal, grace, SIGKILL;
-//!            sidecars after the mains, in reverse order
+//!            sidecars after the mains, in reverse order, within the grace
 //!         ─► remove containers and sandbox ─► final PodStatus
 //! ```
 //!
 //! Invariants:
 //! - Event reasons and messages are the kubelet's; the full hook failure message goes into a
 //!   [`crate::events::HookReport`] and the container status, never into the event.
-//! - No hook outlives its pod: postStart hooks end at their timeout or when termination
-//!   starts, preStop hooks at `min(grace, timeout)` or on an immediate kill.
+//! - A stop never outlasts the grace plus the stop signal's 2 s, except for a container whose
+//!   postStart is still running (the kubelet waits for it too; it is bounded by its timeout).
+//! - No hook outlives its pod: postStart hooks end at their timeout or on an immediate kill;
+//!   preStop hooks when their container is gone (or at an explicit annotation timeout).
 //! - Whatever happens, the sandbox is removed before [`PodHandle::wait`] returns.
 
 pub mod backoff;
@@ -46,7 +50,9 @@ use crate::manifest::ManifestPod;
 /// embedder sets only what it changes.
 #[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
-    /// Hook settings under the pod annotations (CLI flags set them).
+    /// Hook settings under the pod annotations (CLI flags set them), also the wasm limits of
+    /// exec probes. Its `timeout` bounds postStart hooks only: a preStop hook's deadline is
+    /// the grace period (unless an annotation sets one), a probe's its `timeoutSeconds`.
     /// Default: [`HookSettings::default`] (30 s, no fuel, 64 MiB, no network, statuses
     /// ignored).
     pub hook_defaults: HookSettings,
