@@ -255,3 +255,49 @@ spec:
         r.dump()
     );
 }
+
+// `lifecycle.stopSignal` as the API server takes it: it needs `spec.os.name` (else the
+// manifest is refused, exit 2, nothing started), and then it is the signal the stop sends.
+#[test]
+fn stop_signal_is_validated_and_sent() {
+    let tmp = TempDir::new("stop-signal");
+    let data = tmp.sub("data");
+    let manifest = |os: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: quit}}
+spec:
+  terminationGracePeriodSeconds: 10
+{os}  volumes: [{{name: data, hostPath: {{path: {data}}}}}]
+  containers:
+  - name: app
+    image: busybox
+    command: ["sh", "-c", "trap 'echo QUIT > data/signal; exit 0' QUIT; trap 'echo TERM > data/signal; exit 0' TERM; while true; do sleep 0.1; done"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+    lifecycle: {{stopSignal: SIGQUIT}}
+"#,
+            data = data.display()
+        )
+    };
+    let bad = write(tmp.path(), "no-os.yaml", &manifest(""));
+    let r = run(&tmp.sub("tmp"), &[&bad, "--stop-after", "1s"]);
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    assert!(
+        r.stderr.contains(
+            "spec.containers[0].lifecycle.stopSignal: Forbidden: may not be set for containers with empty `spec.os.name`"
+        ),
+        "{}",
+        r.dump()
+    );
+    assert!(!data.join("signal").exists());
+
+    let good = write(tmp.path(), "linux.yaml", &manifest("  os: {name: linux}\n"));
+    let r = run(&tmp.sub("tmp"), &[&good, "--stop-after", "1s"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert_eq!(
+        std::fs::read_to_string(data.join("signal")).unwrap().trim(),
+        "QUIT"
+    );
+    assert!(r.elapsed < Duration::from_secs(8), "{}", r.dump());
+}
