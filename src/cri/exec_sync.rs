@@ -26,11 +26,11 @@ use prost::Message;
 use rustix::fs::OFlags;
 
 use super::context::ContainerView;
-use super::grpc::{self, Body};
 use super::metrics::Outcome;
 use super::proto::{ExecSyncRequest, ExecSyncResponse};
 use super::resolve::{self, CommandKind};
 use super::{status, Shared};
+use crate::grpc::{self, Body};
 use crate::hook::{HookKind, HookSettings};
 use crate::wasm::{ExecStatus, HookIdentity, Invocation, Limits, Preopen};
 

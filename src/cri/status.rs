@@ -23,8 +23,8 @@
 
 use std::time::Duration;
 
-use super::grpc::{Code, Status};
 use super::proto::ExecSyncResponse;
+use crate::grpc::{Code, Status};
 use crate::wasm::{ExecOutcome, ExecStatus};
 
 /// Exit codes for the outcomes a process cannot have, chosen as a shell would report the
