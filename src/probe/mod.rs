@@ -28,7 +28,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{GRPCAction, HTTPGetAction, Probe, TCPSocketAction};
 use tokio_util::sync::CancellationToken;
 
-use crate::handlers::{HookTarget, Handlers};
+use crate::handlers::{Handlers, HookTarget};
 use crate::hook::HookSettings;
 
 /// Which probe of a container.
@@ -63,7 +63,10 @@ impl ProbeKind {
 #[derive(Clone, Debug)]
 pub enum ProbeHandler {
     /// `exec`: `command[0]` resolved to a module file; `argv` is `command` as written.
-    Exec { module: PathBuf, argv: Vec<String> },
+    Exec {
+        module: PathBuf,
+        argv: Vec<String>,
+    },
     HttpGet(HTTPGetAction),
     TcpSocket(TCPSocketAction),
     Grpc(GRPCAction),
