@@ -96,7 +96,7 @@ async fn bench(cd: &Containerd) {
     let s = time!(n, async {
         let r = via.exec_sync(id, &["/hooks/noop.wasm"], 0).await?;
         assert_eq!(r.exit_code, 0, "{}", r.stderr());
-        Ok::<_, wasmhook::cri::grpc::Status>(r)
+        Ok::<_, wasmhook::grpc::Status>(r)
     });
     common::emit(
         G,

@@ -13,6 +13,8 @@
 //!   prober's rules).
 //! - [`backend`]: the trait the engine drives containers through, and its implementations.
 //! - [`engine`]: the lifecycle engine: start order, hooks, grace periods, restarts.
+//! - [`grpc`]: gRPC wire helpers (framing, status, unary calls) for the CRI front and grpc
+//!   probes; a leaf.
 //! - [`events`]: Kubernetes-style events and their text/JSON rendering.
 //! - [`cli`]: the `wasmhook` command line.
 
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod cri;
 pub mod engine;
 pub mod events;
+pub mod grpc;
 pub mod handlers;
 pub mod hook;
 pub mod manifest;

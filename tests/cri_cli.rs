@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cri::{VersionRequest, VersionResponse};
-use wasmhook::cri::grpc::Code;
 use wasmhook::cri::upstream::Upstream;
+use wasmhook::grpc::Code;
 
 fn start(listen: &str, runtime: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_wasmhook"))
@@ -56,7 +56,7 @@ fn exit_within(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
 
 /// A `Version` call through the proxy at `sock`, on a client that is gone when it returns
 /// (as a stopped kubelet's: an idle client still there would get GOAWAY and close).
-fn version_through(sock: &Path) -> Result<VersionResponse, wasmhook::cri::grpc::Status> {
+fn version_through(sock: &Path) -> Result<VersionResponse, wasmhook::grpc::Status> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

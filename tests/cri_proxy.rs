@@ -109,7 +109,7 @@ fn harness_runs_a_pod_and_leaves_nothing_behind() {
             .exec_sync("0123456789abcdef", &["/bin/true"], 0)
             .await
             .unwrap_err();
-        assert_eq!(e.code, wasmhook::cri::grpc::Code::NotFound, "{e}");
+        assert_eq!(e.code, wasmhook::grpc::Code::NotFound, "{e}");
     });
     drop(rt);
 
@@ -191,8 +191,8 @@ use std::time::Duration;
 use common::cri::{hooks, Pod, RawReply, RunningProxy};
 use futures::FutureExt;
 use prost::Message;
-use wasmhook::cri::grpc::Code;
 use wasmhook::cri::CriProxyConfig;
+use wasmhook::grpc::Code;
 
 /// The proxy's default hook timeout here: long enough that a hook cut short sooner was cut
 /// by something else (an annotation, `StopContainer`).
@@ -568,10 +568,9 @@ async fn shell_command_relayed_unchanged(w: &World, _: &Containerd) {
     for timeout in [0, 5] {
         let msg = cri::exec_sync_request(&w.pod.container_id, &cmd, timeout).encode_to_vec();
         let replies = both_raw(w, "ExecSync", &msg).await;
-        let r = cri::ExecSyncResponse::decode(
-            wasmhook::cri::grpc::unframe(replies.1.body.clone()).unwrap(),
-        )
-        .unwrap();
+        let r =
+            cri::ExecSyncResponse::decode(wasmhook::grpc::unframe(replies.1.body.clone()).unwrap())
+                .unwrap();
         assert_eq!(
             (r.exit_code, r.stdout(), r.stderr()),
             (3, "out\n".into(), "err\n".into())
@@ -1280,7 +1279,7 @@ async fn containerd_restarts_under_the_proxy(w: &World, cd: &mut Containerd) {
 #[test]
 fn field_order_comparison_is_sound() {
     use cri::same_up_to_field_order as same;
-    let frame = |m: &[u8]| wasmhook::cri::grpc::frame(m).to_vec();
+    let frame = |m: &[u8]| wasmhook::grpc::frame(m).to_vec();
     let entry = |k: &str, v: &str| {
         let mut e = vec![0x0a, k.len() as u8];
         e.extend_from_slice(k.as_bytes());

@@ -24,12 +24,12 @@ use rustix::fs::{Mode, OFlags};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::grpc::Status;
 use super::metrics::Metrics;
 use super::proto::{self, path};
 use super::resolve;
 use super::upstream::Upstream;
 use crate::events::PodRef;
+use crate::grpc::Status;
 use crate::lock;
 
 /// A container volume as hooks see it: the directory at its container path.

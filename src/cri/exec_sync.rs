@@ -26,13 +26,13 @@ use prost::Message;
 use rustix::fs::OFlags;
 
 use super::context::ContainerView;
-use super::grpc::{self, Body};
 use super::metrics::Outcome;
 use super::proto::{ExecSyncRequest, ExecSyncResponse};
 use super::resolve::{self, CommandKind};
 use super::{status, Shared};
+use crate::grpc::{self, Body};
 use crate::hook::{HookKind, HookSettings};
-use crate::wasm::{ExecStatus, HookIdentity, Invocation, Limits, Preopen};
+use crate::wasm::{probe_env, ExecStatus, HookIdentity, Invocation, Limits, Preopen};
 
 /// The proxy's reply to `body` (an `ExecSyncRequest`), or `None` to forward it.
 pub(super) async fn answer(p: &Shared, body: Bytes) -> Option<Response<Body>> {
@@ -145,21 +145,16 @@ fn invocation(
             }
         }
     }
-    let mut env = view.env.clone();
-    let identity = match kind {
-        Some(kind) => Some(HookIdentity {
-            pod: view.pod.clone(),
-            container: view.name.clone(),
-            kind,
-        }),
-        None => {
-            // A probe: the same names, without `WASMHOOK_HOOK` (it is no hook).
-            env.retain(|(k, _)| !k.starts_with("WASMHOOK_"));
-            env.push(("WASMHOOK_POD".into(), view.pod.name.clone()));
-            env.push(("WASMHOOK_NAMESPACE".into(), view.pod.namespace.clone()));
-            env.push(("WASMHOOK_CONTAINER".into(), view.name.clone()));
-            None
-        }
+    let (env, identity) = match kind {
+        Some(kind) => (
+            view.env.clone(),
+            Some(HookIdentity {
+                pod: view.pod.clone(),
+                container: view.name.clone(),
+                kind,
+            }),
+        ),
+        None => (probe_env(&view.env, &view.pod, &view.name), None),
     };
     let inv = Invocation {
         args: req.cmd.clone(),

@@ -25,7 +25,6 @@
 //!   `Unknown` for wasmhook's own problems.
 //! - No CRI message type appears in [`relay`]; [`proto`] is private to this module.
 
-pub mod grpc;
 pub mod upstream;
 
 mod context;
@@ -50,10 +49,10 @@ use prost::Message;
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::grpc::{self, Body};
 use crate::hook::HookSettings;
 use crate::wasm::HookRuntime;
 use context::Contexts;
-use grpc::Body;
 use metrics::Metrics;
 use modules::Modules;
 use route::{Ending, Route};

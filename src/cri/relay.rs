@@ -21,9 +21,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use super::grpc::{self, Body, Code, Status};
 use super::metrics::Metrics;
 use super::upstream::Upstream;
+use crate::grpc::{self, Body, Code, Status};
 
 /// What the proxy adds to plain relaying. The defaults relay everything untouched.
 pub trait Hooks: Send + Sync + 'static {

@@ -23,8 +23,8 @@
 
 use std::time::Duration;
 
-use super::grpc::{Code, Status};
 use super::proto::ExecSyncResponse;
+use crate::grpc::{Code, Status};
 use crate::wasm::{ExecOutcome, ExecStatus};
 
 /// Exit codes for the outcomes a process cannot have, chosen as a shell would report the
@@ -42,29 +42,17 @@ pub fn reply(
     outcome: ExecOutcome,
     probe_timeout: Option<Duration>,
 ) -> Result<ExecSyncResponse, Status> {
-    let out = outcome.output;
-    let refused = outcome.network_refused;
     let ok = |exit_code: i32, note: Option<String>| {
-        let mut stderr = out.stderr.clone();
-        let refusals = refused
-            .iter()
-            .map(|r| format!("network policy refused {r}"));
-        for note in refusals.chain(note) {
-            if !stderr.is_empty() && !stderr.ends_with(b"\n") {
-                stderr.push(b'\n');
-            }
-            stderr.extend_from_slice(format!("wasmhook: {note}\n").as_bytes());
-        }
         Ok(ExecSyncResponse {
-            stdout: out.stdout.clone(),
-            stderr,
+            stdout: outcome.output.stdout.clone(),
+            stderr: outcome.stderr_with_notes(note),
             exit_code,
         })
     };
-    match outcome.status {
+    match &outcome.status {
         ExecStatus::Success => ok(0, None),
-        ExecStatus::Exited(n) => ok(n, None),
-        ExecStatus::Failed(msg) => ok(1, Some(msg)),
+        ExecStatus::Exited(n) => ok(*n, None),
+        ExecStatus::Failed(msg) => ok(1, Some(msg.clone())),
         s @ ExecStatus::Trap(_) => ok(exit::CRASHED, Some(s.to_string())),
         s @ ExecStatus::TableLimit(_) => ok(exit::CRASHED, Some(s.to_string())),
         s @ (ExecStatus::MemoryLimit(_) | ExecStatus::MemoryTooSmall { .. }) => {
@@ -77,7 +65,7 @@ pub fn reply(
                 exit::TIMED_OUT,
                 Some(format!(
                     "hook timed out after {}",
-                    humantime::format_duration(d)
+                    humantime::format_duration(*d)
                 )),
             ),
         },
@@ -85,7 +73,7 @@ pub fn reply(
             exit::KILLED,
             Some("cancelled: the container was stopped".into()),
         ),
-        ExecStatus::Error(msg) => Err(cannot_run(&msg)),
+        ExecStatus::Error(msg) => Err(cannot_run(msg)),
     }
 }
 

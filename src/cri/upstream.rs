@@ -11,7 +11,7 @@ use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixStream;
 
-use super::grpc::{self, Body, Code, Status};
+use crate::grpc::{self, Body, Code, Status};
 
 /// How long connecting to the runtime's socket may take before the call fails `Unavailable`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,5 +1,8 @@
 //! Go's `strconv.Quote`, because the kubelet formats hook output with `%q` and users compare
-//! messages byte for byte. Rust's `{:?}` differs (`\u{1b}` vs `\x1b`, `\'` etc.).
+//! messages byte for byte. Rust's `{:?}` differs (`\u{1b}` vs `\x1b`, `\'` etc.). Also Go's
+//! `time.Duration` text, for the same reason.
+
+use std::time::Duration;
 
 /// Quote `bytes` exactly as Go's `strconv.Quote(string(bytes))` does: printable runes as they
 /// are, `\a \b \f \n \r \t \v \\ \"` escaped, other bytes below 0x80 and invalid UTF-8 as `\xNN`,
@@ -70,9 +73,40 @@ fn is_go_printable(c: char) -> bool {
     !NOT_PRINTABLE.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
 }
 
+/// Go's `time.Duration.String()` (`%v`) for millisecond-grained durations: `10s`, `5m0s`,
+/// `100ms`, `1.5s`. Back-off messages and probe texts print durations this way.
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs_f64();
+    let (m, s) = ((secs / 60.0).floor() as u64, secs % 60.0);
+    let s = if s.fract() == 0.0 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{}s", (s * 1000.0).round() / 1000.0)
+    };
+    match m {
+        0 => s,
+        m if m >= 60 => format!("{}h{}m{s}", m / 60, m % 60),
+        m => format!("{m}m{s}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::go_quote;
+    use super::{go_duration, go_quote};
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+    }
 
     #[test]
     fn matches_go_strconv_quote() {

@@ -7,7 +7,7 @@
 mod goquote;
 mod render;
 
-pub use goquote::go_quote;
+pub use goquote::{go_duration, go_quote};
 pub use render::{
     render_hook_json, render_hook_text, render_json, render_readiness_json, render_readiness_text,
     render_text,

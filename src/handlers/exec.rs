@@ -9,9 +9,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{HookContext, HookOutcome};
+use tokio_util::sync::CancellationToken;
+
+use super::{HookContext, HookKind, HookOutcome, HookSettings, HookTarget};
 use crate::events::go_quote;
-use crate::wasm::{ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Preopen};
+use crate::wasm::{
+    probe_env, ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Preopen,
+};
 
 pub async fn run(
     rt: &HookRuntime,
@@ -41,14 +45,47 @@ pub async fn run(
     }
 }
 
-/// The call for one exec hook: argv as written, the container's env, its mounts preopened at
-/// their mount paths, and the hook's limits over the runtime's defaults.
+/// The call for one exec hook: [`invocation_for`] with the hook's target, settings, kind
+/// and cancellation.
 pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invocation {
-    let s = &ctx.settings;
-    let t = &ctx.target;
+    invocation_for(
+        rt,
+        argv,
+        &ctx.target,
+        &ctx.settings,
+        Some(ctx.target.kind),
+        &ctx.cancel,
+    )
+}
+
+/// The call for one exec handler, hook or probe: argv as written, the container's env, its
+/// mounts preopened at their mount paths, and `settings` over the runtime's default limits.
+/// `kind` is a hook's (its identity: `WASMHOOK_HOOK`, the typed context); `None` is a probe,
+/// which gets `WASMHOOK_POD`/`_NAMESPACE`/`_CONTAINER` only ([`probe_env`], as through the CRI
+/// front). The call is cancelled with `cancel`.
+pub fn invocation_for(
+    rt: &HookRuntime,
+    argv: &[String],
+    target: &HookTarget,
+    settings: &HookSettings,
+    kind: Option<HookKind>,
+    cancel: &CancellationToken,
+) -> Invocation {
+    let t = target;
+    let (env, identity) = match kind {
+        Some(kind) => (
+            t.env.clone(),
+            Some(HookIdentity {
+                pod: t.pod.clone(),
+                container: t.container.clone(),
+                kind,
+            }),
+        ),
+        None => (probe_env(&t.env, &t.pod, &t.container), None),
+    };
     Invocation {
         args: argv.to_vec(),
-        env: t.env.clone(),
+        env,
         preopens: t
             .mounts
             .iter()
@@ -59,13 +96,13 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
                 volume: Some(m.volume.clone()),
             })
             .collect(),
-        limits: rt.config().default_limits.clone().with_hook_settings(s),
-        identity: Some(HookIdentity {
-            pod: t.pod.clone(),
-            container: t.container.clone(),
-            kind: t.kind,
-        }),
-        cancel: Some(ctx.cancel.child_token()),
+        limits: rt
+            .config()
+            .default_limits
+            .clone()
+            .with_hook_settings(settings),
+        identity,
+        cancel: Some(cancel.child_token()),
         // With the network allowed, sockets live in the pod's network namespace (runc
         // backend): the pod's loopback, as for httpGet and tcpSocket handlers.
         netns: t.netns.clone(),

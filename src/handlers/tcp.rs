@@ -4,18 +4,20 @@
 //! kubelet's TCP probe (`net.DialTimeout` + `Close`). Bounded by `settings.timeout` and
 //! `cancel`.
 //!
-//! Also home of the dialer shared with httpGet, whose errors read like Go's `net.OpError`.
+//! Also home of the dialer shared with httpGet, tcpSocket probes and grpc probes
+//! ([`dial`], [`connect`]), whose errors read like Go's `net.OpError`.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::TCPSocketAction;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
 
-use super::{resolve_port, HookContext, HookOutcome};
+use super::{resolve_port, HookContext, HookOutcome, HookTarget};
 use crate::events::go_quote;
 
 pub async fn run(action: &TCPSocketAction, ctx: &HookContext) -> HookOutcome {
@@ -38,29 +40,66 @@ pub async fn run(action: &TCPSocketAction, ctx: &HookContext) -> HookOutcome {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let host = match action.host.as_deref() {
+    let host = host_or_pod_ip(action.host.as_deref(), &ctx.target);
+    match connect(&host, port, &ctx.target, ctx.settings.timeout, &ctx.cancel).await {
+        // Dropping the stream closes the connection at once.
+        Ok(_stream) => HookOutcome::ok(started),
+        Err(ConnectError::Failed(e) | ConnectError::Canceled(e)) => fail(e),
+    }
+}
+
+/// `host` when set and non-empty, else the pod's IP (the kubelet's default for httpGet,
+/// tcpSocket and grpc).
+pub(crate) fn host_or_pod_ip(host: Option<&str>, target: &HookTarget) -> String {
+    match host {
         Some(h) if !h.is_empty() => h.to_owned(),
-        _ => ctx.target.pod_ip.to_string(),
-    };
-    let deadline = super::http::deadline(ctx.settings.timeout);
+        _ => target.pod_ip.to_string(),
+    }
+}
+
+/// Why [`connect`] has no connection; both carry Go's complete `net.OpError` text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// Refused, unreachable, no such host, or `timeout` passed (`... i/o timeout`).
+    Failed(String),
+    /// `cancel` fired (`... operation was canceled`).
+    Canceled(String),
+}
+
+/// Go's `net.DialTimeout("tcp", host:port, timeout)` from `target`'s network namespace,
+/// also ended by `cancel`: the tcpSocket hook's and probe's connect, and the grpc probe's.
+pub async fn connect(
+    host: &str,
+    port: u16,
+    target: &HookTarget,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<TcpStream, ConnectError> {
+    let deadline = super::http::deadline(timeout);
     let mut current = None;
     let stop = {
-        let connect = dial(&host, port, ctx.target.netns.as_deref(), &mut current);
+        let connect = dial(host, port, target.netns.as_deref(), &mut current);
         tokio::select! {
             biased;
-            _ = ctx.cancel.cancelled() => Err("operation was canceled"),
+            _ = cancel.cancelled() => Err(("operation was canceled", true)),
             r = connect => Ok(r),
-            _ = tokio::time::sleep_until(deadline) => Err("i/o timeout"),
+            _ = tokio::time::sleep_until(deadline) => Err(("i/o timeout", false)),
         }
     };
     match stop {
-        // Dropping the stream closes the connection at once.
-        Ok(Ok(_stream)) => HookOutcome::ok(started),
-        Ok(Err(e)) => fail(e),
-        Err(why) => fail(match current {
-            Some(addr) => format!("dial tcp {addr}: {why}"),
-            None => format!("dial tcp: lookup {host}: {why}"),
-        }),
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(ConnectError::Failed(e)),
+        Err((why, canceled)) => {
+            let text = match current {
+                Some(addr) => format!("dial tcp {addr}: {why}"),
+                None => format!("dial tcp: lookup {host}: {why}"),
+            };
+            Err(if canceled {
+                ConnectError::Canceled(text)
+            } else {
+                ConnectError::Failed(text)
+            })
+        }
     }
 }
 

@@ -188,6 +188,24 @@ impl ExecOutcome {
         }
     }
 
+    /// stderr as a process's would read, then wasmhook's notes, one `wasmhook: <note>` line
+    /// each: every network refusal (`network policy refused <what>`), then `note` (why the
+    /// call ended, when a process could not have said so itself).
+    pub fn stderr_with_notes(&self, note: Option<String>) -> Vec<u8> {
+        let mut stderr = self.output.stderr.clone();
+        let refusals = self
+            .network_refused
+            .iter()
+            .map(|r| format!("network policy refused {r}"));
+        for note in refusals.chain(note) {
+            if !stderr.is_empty() && !stderr.ends_with(b"\n") {
+                stderr.push(b'\n');
+            }
+            stderr.extend_from_slice(format!("wasmhook: {note}\n").as_bytes());
+        }
+        stderr
+    }
+
     /// Whether output was dropped at the cap.
     pub fn truncated(&self) -> bool {
         self.output.dropped > 0
@@ -507,6 +525,21 @@ fn hook_env(inv: &Invocation) -> Vec<(String, String)> {
         .cloned()
         .collect();
     env.extend(ours);
+    env
+}
+
+/// The environment of a call without a hook identity, a probe: `env` without any
+/// `WASMHOOK_*`, then `WASMHOOK_POD`, `WASMHOOK_NAMESPACE` and `WASMHOOK_CONTAINER`, the names
+/// a hook gets, but no `WASMHOOK_HOOK` (a probe is no hook).
+pub fn probe_env(env: &[(String, String)], pod: &PodRef, container: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("WASMHOOK_"))
+        .cloned()
+        .collect();
+    env.push(("WASMHOOK_POD".into(), pod.name.clone()));
+    env.push(("WASMHOOK_NAMESPACE".into(), pod.namespace.clone()));
+    env.push(("WASMHOOK_CONTAINER".into(), container.to_owned()));
     env
 }
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use wasmhook::cri::grpc::{self, Code, Status};
 use wasmhook::cri::upstream::Upstream;
+use wasmhook::grpc::{self, Code, Status};
 
 use super::containerd::{Containerd, BUSYBOX};
 

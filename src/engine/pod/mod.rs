@@ -356,38 +356,3 @@ fn waiting(reason: &str, message: String) -> ContainerState {
         message: Some(message),
     }
 }
-
-/// Go's `time.Duration.String()` for the durations back-off uses: `10s`, `5m0s`, `100ms`.
-fn go_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs_f64();
-    let (m, s) = ((secs / 60.0).floor() as u64, secs % 60.0);
-    let s = if s.fract() == 0.0 {
-        format!("{}s", s as u64)
-    } else {
-        format!("{}s", (s * 1000.0).round() / 1000.0)
-    };
-    match m {
-        0 => s,
-        m if m >= 60 => format!("{}h{}m{s}", m / 60, m % 60),
-        m => format!("{m}m{s}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::go_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
-        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
-        assert_eq!(go_duration(Duration::from_millis(100)), "100ms");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
-    }
-}

@@ -3,9 +3,10 @@
 
 use std::time::Instant;
 
-use super::{go_duration, waiting, Pod};
+use super::{waiting, Pod};
 use crate::engine::plan::RestartPolicy;
 use crate::engine::status::ContainerRole;
+use crate::events::go_duration;
 use crate::events::{reason, EventType};
 
 impl Pod {

@@ -1,6 +1,9 @@
 //! The `httpGet` handler, with the kubelet's semantics (`lifecycle-semantics.md` §3.2,
 //! kubelet `pkg/kubelet/lifecycle/handlers.go` + `pkg/probe/http/request.go` and the Go
-//! `net/http` client it runs on):
+//! `net/http` client it runs on). [`get`] is the one request path of httpGet hooks and
+//! httpGet probes (`crate::probe::http`); what differs between the two is [`Caller`]
+//! (user agent, compression, `Connection: close`, fallback, how the final body is read).
+//! What follows describes a hook's request:
 //!
 //! - **Request.** `GET <scheme>://<host>:<port><path>`; `path` is a URL reference (`?query`
 //!   works, a missing `/` is added), IPv6 hosts are bracketed. `httpHeaders` keep their order
@@ -43,7 +46,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{ACCEPT_ENCODING, HOST, LOCATION, REFERER, USER_AGENT};
+use http::header::{ACCEPT_ENCODING, CONNECTION, HOST, LOCATION, REFERER, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Body, Bytes};
@@ -54,7 +57,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
 use self::url::Url;
-use super::tcp::{dial, errno_text};
+use super::tcp::{dial, errno_text, host_or_pod_ip};
 use super::{resolve_port, HookContext, HookOutcome, HookTarget};
 use crate::events::{go_quote, reason, Event, EventType};
 use crate::hook::HttpStatusMode;
@@ -99,60 +102,179 @@ pub async fn run(client: &HttpClient, action: &HTTPGetAction, ctx: &HookContext)
             ),
         )
     };
-    let spec = match Spec::new(action, &ctx.target) {
-        Ok(spec) => spec,
-        Err(e) => return fail(e),
+    let got = get(
+        client,
+        action,
+        &ctx.target,
+        Caller::Lifecycle,
+        ctx.settings.timeout,
+        &ctx.cancel,
+    )
+    .await;
+    let got = match got {
+        Ok(got) => got,
+        Err(e) => return fail(e.into_text()),
     };
-    let deadline = deadline(ctx.settings.timeout);
+    let mut outcome = match ctx.settings.http_status {
+        HttpStatusMode::Strict if !(200..400).contains(&got.status.as_u16()) => fail(format!(
+            "HTTP probe failed with statuscode: {}",
+            got.status.as_u16()
+        )),
+        _ => HookOutcome::ok(started),
+    };
+    if let Some(authority) = got.fell_back {
+        outcome.events.push(Event::new(
+            EventType::Warning,
+            reason::LIFECYCLE_HTTP_FALLBACK,
+            &ctx.target.pod.name,
+            None,
+            format!(
+                "request to HTTPS lifecycle hook {authority} got HTTP response, retry with HTTP succeeded"
+            ),
+        ));
+    }
+    outcome
+}
+
+/// Who makes the request. The kubelet's lifecycle handler runner and its prober share the
+/// request (`NewRequestForHTTPGetAction`) and the redirect policy (`RedirectChecker(false)`);
+/// everything that differs between them is a method here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// httpGet hooks (`pkg/kubelet/lifecycle/handlers.go`).
+    Lifecycle,
+    /// httpGet probes (`pkg/probe/http/http.go`).
+    Prober,
+}
+
+impl Caller {
+    /// The `User-Agent` fragment: `kube-<fragment>/<major>.<minor>`.
+    fn user_agent_fragment(self) -> &'static str {
+        match self {
+            Caller::Lifecycle => "lifecycle",
+            Caller::Prober => "probe",
+        }
+    }
+
+    /// The prober's transport has `DisableCompression`: no `Accept-Encoding: gzip`.
+    fn compression(self) -> bool {
+        self == Caller::Lifecycle
+    }
+
+    /// The prober's transport has `DisableKeepAlives`, so Go adds `Connection: close`.
+    fn connection_close(self) -> bool {
+        self == Caller::Prober
+    }
+
+    /// Only the lifecycle runner retries an HTTPS request in HTTP (`handlers.go`).
+    fn http_fallback(self) -> bool {
+        self == Caller::Lifecycle
+    }
+
+    /// How the final body is read: the lifecycle runner drains and drops it
+    /// (`discardHTTPRespBody`), the prober keeps it (`utilio.ReadAtMost`), read errors
+    /// included.
+    fn final_body(self) -> BodyRead {
+        match self {
+            Caller::Lifecycle => BodyRead::Drain(MAX_RESP_BODY),
+            Caller::Prober => BodyRead::Keep(MAX_RESP_BODY),
+        }
+    }
+}
+
+/// How much of a response body to read, and whether to keep it.
+#[derive(Clone, Copy, Debug)]
+enum BodyRead {
+    /// Go's drain before closing: read and drop at most `n` bytes, only when the length is
+    /// unknown or at most `n`; read errors are ignored.
+    Drain(u64),
+    /// Read and keep the first `n` bytes whatever the length; a read error is reported.
+    Keep(u64),
+}
+
+/// The final response of [`get`].
+#[derive(Debug)]
+pub struct Got {
+    pub status: StatusCode,
+    /// The body read ([`Caller::Prober`]: at most 10 KiB; [`Caller::Lifecycle`]: empty).
+    pub body: Vec<u8>,
+    /// Reading the kept body failed: Go's bare error text (no `Get "<url>": `).
+    pub body_error: Option<String>,
+    /// The HTTPS→HTTP fallback answered: the original URL's `host:port`.
+    pub fell_back: Option<String>,
+}
+
+/// Why [`get`] has no response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GetError {
+    /// The request could not be made (`NewRequestForHTTPGetAction` failed: a bad port);
+    /// the prober's `Unknown`.
+    Request(String),
+    /// The client failed: `Get "<url>": <cause>` (or, reading the body, the bare cause).
+    Transport(String),
+    /// `cancel` fired: `Get "<url>": context canceled`.
+    Canceled(String),
+}
+
+impl GetError {
+    pub fn into_text(self) -> String {
+        match self {
+            GetError::Request(t) | GetError::Transport(t) | GetError::Canceled(t) => t,
+        }
+    }
+}
+
+/// One httpGet request as `caller` makes it (see the module doc), to `target`, ended at
+/// `timeout` or `cancel` with Go's `http.Client.Timeout` texts.
+pub async fn get(
+    client: &HttpClient,
+    action: &HTTPGetAction,
+    target: &HookTarget,
+    caller: Caller,
+    timeout: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Got, GetError> {
+    let spec = Spec::new(action, target, caller)?;
+    let deadline = deadline(timeout);
     let mut progress = Progress::new(&spec.url);
-    progress.netns = ctx.target.netns.clone();
+    progress.netns = target.netns.clone();
     let stop = {
         let work = client.execute(&spec, &mut progress);
         tokio::select! {
             biased;
-            _ = ctx.cancel.cancelled() => Stop::Canceled,
+            _ = cancel.cancelled() => Stop::Canceled,
             r = work => Stop::Done(r),
             _ = tokio::time::sleep_until(deadline) => Stop::Timeout,
         }
     };
     match stop {
-        Stop::Done(Ok((status, fell_back))) => {
-            let mut outcome = match ctx.settings.http_status {
-                HttpStatusMode::Strict if !(200..400).contains(&status.as_u16()) => fail(format!(
-                    "HTTP probe failed with statuscode: {}",
-                    status.as_u16()
-                )),
-                _ => HookOutcome::ok(started),
-            };
-            if fell_back {
-                outcome.events.push(Event::new(
-                    EventType::Warning,
-                    reason::LIFECYCLE_HTTP_FALLBACK,
-                    &ctx.target.pod.name,
-                    None,
-                    format!(
-                        "request to HTTPS lifecycle hook {} got HTTP response, retry with HTTP succeeded",
-                        spec.url.authority()
-                    ),
-                ));
-            }
-            outcome
+        Stop::Done(Ok((mut got, fell_back))) => {
+            got.fell_back = fell_back.then(|| spec.url.authority());
+            Ok(got)
         }
-        Stop::Done(Err(e)) => fail(e),
+        Stop::Done(Err(e)) => Err(GetError::Transport(e)),
         // During the fallback retry, a stop is a failed retry: the original error stands.
-        Stop::Timeout => fail(progress.original.take().unwrap_or_else(|| {
-            format!(
-                "Get {}: {}",
-                go_quote(progress.url.as_bytes()),
-                progress.timeout_text()
-            )
-        })),
-        Stop::Canceled => fail(progress.original.take().unwrap_or_else(|| {
-            format!(
-                "Get {}: context canceled",
-                go_quote(progress.url.as_bytes())
-            )
-        })),
+        Stop::Timeout => Err(GetError::Transport(
+            progress.original.take().unwrap_or_else(|| {
+                match (progress.phase, spec.caller.final_body()) {
+                    // The prober reads the body after `Do` returned: Go's bare read error.
+                    (Phase::Body, BodyRead::Keep(_)) => progress.timeout_text(),
+                    _ => format!(
+                        "Get {}: {}",
+                        go_quote(progress.url.as_bytes()),
+                        progress.timeout_text()
+                    ),
+                }
+            }),
+        )),
+        Stop::Canceled => Err(GetError::Canceled(progress.original.take().unwrap_or_else(
+            || {
+                format!(
+                    "Get {}: context canceled",
+                    go_quote(progress.url.as_bytes())
+                )
+            },
+        ))),
     }
 }
 
@@ -164,7 +286,7 @@ pub(crate) fn deadline(timeout: Duration) -> tokio::time::Instant {
 }
 
 enum Stop {
-    Done(Result<(StatusCode, bool), String>),
+    Done(Result<(Got, bool), String>),
     Timeout,
     Canceled,
 }
@@ -239,21 +361,21 @@ struct Spec {
     user_agent: Option<HeaderValue>,
     /// Other headers by canonical name, sorted like Go writes them, values in order.
     fields: Vec<(String, HeaderName, Vec<HeaderValue>)>,
+    /// The transport's `Accept-Encoding: gzip`.
     gzip: bool,
+    caller: Caller,
 }
 
 impl Spec {
-    /// `Err` is the complete error text.
-    fn new(action: &HTTPGetAction, target: &HookTarget) -> Result<Spec, String> {
-        let port = resolve_port(&action.port, target)?;
+    /// `Err` carries the complete error text: a bad port is a [`GetError::Request`], a bad
+    /// header a [`GetError::Transport`] (Go rejects it in `Client.Do`).
+    fn new(action: &HTTPGetAction, target: &HookTarget, caller: Caller) -> Result<Spec, GetError> {
+        let port = resolve_port(&action.port, target).map_err(GetError::Request)?;
         let scheme = match action.scheme.as_deref() {
             Some(s) if !s.is_empty() => s.to_ascii_lowercase(),
             _ => "http".to_owned(),
         };
-        let host = match action.host.as_deref() {
-            Some(h) if !h.is_empty() => h.to_owned(),
-            _ => target.pod_ip.to_string(),
-        };
+        let host = host_or_pod_ip(action.host.as_deref(), target);
         let url = Url::for_action(&scheme, &host, port, action.path.as_deref().unwrap_or(""));
 
         // Go's http.Header: canonical key -> values in order.
@@ -269,7 +391,8 @@ impl Spec {
         let user_agent = match map.remove("User-Agent") {
             Some(v) => v.into_iter().next().unwrap_or_default(),
             None => format!(
-                "kube-lifecycle/{}.{}",
+                "kube-{}/{}.{}",
+                caller.user_agent_fragment(),
                 crate::KUBERNETES_VERSION.0,
                 crate::KUBERNETES_VERSION.1
             ),
@@ -287,13 +410,18 @@ impl Spec {
         for k in ["Content-Length", "Transfer-Encoding", "Trailer"] {
             map.remove(k);
         }
-        let gzip = first(&map, "Accept-Encoding")
-            .unwrap_or_default()
-            .is_empty()
+        let gzip = caller.compression()
+            && first(&map, "Accept-Encoding")
+                .unwrap_or_default()
+                .is_empty()
             && first(&map, "Range").unwrap_or_default().is_empty();
 
-        let invalid =
-            |what: String| format!("Get {}: {what}", go_quote(url.to_string().as_bytes()));
+        let invalid = |what: String| {
+            GetError::Transport(format!(
+                "Get {}: {what}",
+                go_quote(url.to_string().as_bytes())
+            ))
+        };
         let mut fields = Vec::with_capacity(map.len());
         for (key, values) in map {
             let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| {
@@ -326,6 +454,7 @@ impl Spec {
             user_agent,
             fields,
             gzip,
+            caller,
         })
     }
 
@@ -338,7 +467,7 @@ impl Spec {
     }
 
     /// One request of the chain to `url`, in Go's wire order: Host, User-Agent, the headers
-    /// sorted by name, then the transport's `Accept-Encoding`.
+    /// sorted by name, then the transport's `Accept-Encoding` and `Connection: close`.
     fn request(
         &self,
         url: &Url,
@@ -375,6 +504,14 @@ impl Spec {
         if self.gzip {
             headers.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
+        // Go's `req.wantsClose()`: a user `Connection: close` is not repeated.
+        let wants_close = headers
+            .get_all(CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        if self.caller.connection_close() && !wants_close {
+            headers.append(CONNECTION, HeaderValue::from_static("close"));
+        }
         Ok(req)
     }
 }
@@ -405,23 +542,20 @@ fn is_redirect(status: StatusCode) -> bool {
 }
 
 impl HttpClient {
-    /// The request, then the fallback if the server answered HTTPS in HTTP. `Ok` carries the
-    /// final status and whether the fallback was used; `Err` the complete error text.
-    async fn execute(
-        &self,
-        spec: &Spec,
-        progress: &mut Progress,
-    ) -> Result<(StatusCode, bool), String> {
+    /// The request, then (lifecycle only) the fallback if the server answered HTTPS in HTTP.
+    /// `Ok` carries the final response and whether the fallback was used; `Err` the complete
+    /// error text.
+    async fn execute(&self, spec: &Spec, progress: &mut Progress) -> Result<(Got, bool), String> {
         match self.follow(spec, progress).await {
-            Ok(status) => Ok((status, false)),
+            Ok(got) => Ok((got, false)),
             Err(fail) => {
                 let original = format!("Get {}: {}", go_quote(progress.url.as_bytes()), fail.text);
-                if !fail.http_response {
+                if !fail.http_response || !spec.caller.http_fallback() {
                     return Err(original);
                 }
                 progress.original = Some(original.clone());
                 match self.follow(&spec.http_retry(), progress).await {
-                    Ok(status) => Ok((status, true)),
+                    Ok(got) => Ok((got, true)),
                     Err(_) => Err(original),
                 }
             }
@@ -430,7 +564,7 @@ impl HttpClient {
 
     /// One request and its same-host redirects (Go's `Client.Do` with the kubelet's
     /// `RedirectChecker(false)`). `progress.url` names the URL of an error.
-    async fn follow(&self, spec: &Spec, progress: &mut Progress) -> Result<StatusCode, Fail> {
+    async fn follow(&self, spec: &Spec, progress: &mut Progress) -> Result<Got, Fail> {
         let mut url = spec.url.clone();
         let mut host_override = spec.host.clone();
         let mut referer: Option<String> = None;
@@ -444,18 +578,18 @@ impl HttpClient {
                 url.resolve(loc)
                     .is_ok_and(|(next, _)| next.host == spec.url.host)
             };
-            let drain_limit = |status: StatusCode, loc: Option<&str>| match loc {
+            let body_read = |status: StatusCode, loc: Option<&str>| match loc {
                 Some(loc) if is_redirect(status) && !loc.is_empty() && same_host(loc) => {
-                    MAX_REDIRECT_BODY
+                    BodyRead::Drain(MAX_REDIRECT_BODY)
                 }
-                _ => MAX_RESP_BODY,
+                _ => spec.caller.final_body(),
             };
-            let (status, location) = self.round_trip(&url, req, progress, drain_limit).await?;
-            if !is_redirect(status) {
-                return Ok(status);
+            let (got, location) = self.round_trip(&url, req, progress, body_read).await?;
+            if !is_redirect(got.status) {
+                return Ok(got);
             }
             let Some(loc) = location.filter(|l| !l.is_empty()) else {
-                return Ok(status);
+                return Ok(got);
             };
             let (next, absolute) = url.resolve(&loc).map_err(|e| {
                 Fail::new(format!(
@@ -464,7 +598,7 @@ impl HttpClient {
                 ))
             })?;
             if next.host != spec.url.host {
-                return Ok(status); // http.ErrUseLastResponse: the 3xx is the answer
+                return Ok(got); // http.ErrUseLastResponse: the 3xx is the answer
             }
             if requests >= MAX_REQUESTS {
                 progress.url = loc;
@@ -482,15 +616,15 @@ impl HttpClient {
         }
     }
 
-    /// One request on a new connection: dial, TLS if https, send, read the head, drain up to
-    /// `drain_limit(status, location)` bytes of body, close.
+    /// One request on a new connection: dial, TLS if https, send, read the head, read the
+    /// body as `body_read(status, location)` says, close.
     async fn round_trip(
         &self,
         url: &Url,
         req: Request<Empty<Bytes>>,
         progress: &mut Progress,
-        drain_limit: impl FnOnce(StatusCode, Option<&str>) -> u64,
-    ) -> Result<(StatusCode, Option<String>), Fail> {
+        body_read: impl FnOnce(StatusCode, Option<&str>) -> BodyRead,
+    ) -> Result<(Got, Option<String>), Fail> {
         let https = match url.scheme.as_str() {
             "http" => false,
             "https" => true,
@@ -514,7 +648,7 @@ impl HttpClient {
         let addrs = (tcp.local_addr().ok(), tcp.peer_addr().ok());
         progress.phase = Phase::Headers;
         if !https {
-            return exchange(tcp, req, progress, addrs, drain_limit).await;
+            return exchange(tcp, req, progress, addrs, body_read).await;
         }
         let name = ServerName::try_from(url.host.clone()).unwrap_or_else(|_| {
             // Not a valid DNS name for SNI: send none, as for an IP literal.
@@ -529,7 +663,7 @@ impl HttpClient {
             .connect(name, tls::FirstBytes::new(tcp))
             .into_fallible();
         match connect.await {
-            Ok(stream) => exchange(stream, req, progress, addrs, drain_limit).await,
+            Ok(stream) => exchange(stream, req, progress, addrs, body_read).await,
             Err((_, io)) if tls::answered_in_http(&io) => Err(Fail {
                 text: "http: server gave HTTP response to HTTPS client".to_owned(),
                 http_response: true,
@@ -544,8 +678,8 @@ async fn exchange<S>(
     req: Request<Empty<Bytes>>,
     progress: &mut Progress,
     addrs: (Option<SocketAddr>, Option<SocketAddr>),
-    drain_limit: impl FnOnce(StatusCode, Option<&str>) -> u64,
-) -> Result<(StatusCode, Option<String>), Fail>
+    body_read: impl FnOnce(StatusCode, Option<&str>) -> BodyRead,
+) -> Result<(Got, Option<String>), Fail>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -566,23 +700,43 @@ where
         .headers()
         .get(LOCATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let limit = drain_limit(status, location.as_deref());
+    let mut got = Got {
+        status,
+        body: Vec::new(),
+        body_error: None,
+        fell_back: None,
+    };
     let mut body = resp.into_body();
-    // Go: `if resp.ContentLength <= limit` (-1, unknown, included). Read errors are ignored
-    // (the kubelet ignores them too); the connection is closed right after.
-    if body.size_hint().exact().is_none_or(|n| n <= limit) {
+    let (limit, keep) = match body_read(status, location.as_deref()) {
+        // Go: `if resp.ContentLength <= limit` (-1, unknown, included).
+        BodyRead::Drain(n) if body.size_hint().exact().is_none_or(|len| len <= n) => (n, false),
+        BodyRead::Drain(_) => (0, false),
+        BodyRead::Keep(n) => (n, true),
+    };
+    if limit > 0 {
         progress.phase = Phase::Body;
-        let mut read = 0u64;
-        while read < limit {
-            match driven(conn.as_mut(), &mut conn_done, body.frame()).await {
-                Some(Ok(frame)) => {
-                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
+    }
+    let mut read = 0u64;
+    while read < limit {
+        match driven(conn.as_mut(), &mut conn_done, body.frame()).await {
+            Some(Ok(frame)) => {
+                let data = frame.data_ref().map_or(&[][..], |d| &d[..]);
+                if keep {
+                    let room = usize::try_from(limit - read).unwrap_or(usize::MAX);
+                    got.body.extend_from_slice(&data[..data.len().min(room)]);
                 }
-                _ => break,
+                read += data.len() as u64;
             }
+            // A drain ignores read errors (the kubelet does too); a kept body reports them.
+            Some(Err(e)) if keep => {
+                got.body_error = Some(body_error_text(&e, addrs));
+                break;
+            }
+            _ => break,
         }
     }
-    Ok((status, location))
+    // The connection is closed when it is dropped, right after.
+    Ok((got, location))
 }
 
 /// Await `fut` while driving the connection `conn` (which has to make progress for `fut` to).
@@ -624,6 +778,15 @@ fn hyper_error_text(err: &hyper::Error, addrs: (Option<SocketAddr>, Option<Socke
         source = e.source();
     }
     err.to_string()
+}
+
+/// Go-shaped text of an error reading a body: `unexpected EOF` when it ended before its
+/// length, else as [`hyper_error_text`].
+fn body_error_text(err: &hyper::Error, addrs: (Option<SocketAddr>, Option<SocketAddr>)) -> String {
+    if err.is_incomplete_message() {
+        return "unexpected EOF".to_owned();
+    }
+    hyper_error_text(err, addrs)
 }
 
 /// Go's text of a socket error: `EOF` for a closed stream, else the errno text.

@@ -1,8 +1,8 @@
-//! gRPC over HTTP/2, the few parts the proxy needs: message framing, status codes and their
-//! wire form, and unary calls to the runtime.
+//! gRPC over HTTP/2, the few parts wasmhook needs: message framing, status codes and their
+//! wire form, and unary calls. Used by the CRI proxy (calls it answers or makes itself; the
+//! calls it relays are never decoded here) and by grpc probes (`grpc.health.v1.Health/Check`).
 //!
-//! The relay never goes through this module for calls it forwards (their bytes are not
-//! touched); only the calls the proxy answers itself, or makes itself, are framed here.
+//! A leaf: it imports nothing of the crate, so both fronts can use it.
 //!
 //! Wire facts (gRPC over HTTP/2 spec):
 //! - A message is a 5-byte prefix (compressed flag, big-endian length) and the bytes.
@@ -17,14 +17,14 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 
-/// The body type of every request and response the proxy builds or relays.
+/// The body type of every request and response built here (and relayed by the CRI proxy).
 pub type Body = BoxBody<Bytes, BoxError>;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The largest message the kubelet (and containerd) accept: 16 MiB.
+/// The largest message the kubelet (and containerd, and grpc-go's default receiver) accept: 16 MiB.
 pub const MAX_MESSAGE: usize = 16 << 20;
 
-/// gRPC status codes (the ones this crate produces or branches on).
+/// gRPC status codes, all seventeen (a probe prints whichever the server sent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Code {
@@ -34,13 +34,21 @@ pub enum Code {
     InvalidArgument = 3,
     DeadlineExceeded = 4,
     NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
     ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
     Unimplemented = 12,
     Internal = 13,
     Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
 }
 
 impl Code {
+    /// The code numbered `n`; numbers past 16 are `Unknown`.
     pub fn from_u32(n: u32) -> Code {
         match n {
             0 => Code::Ok,
@@ -48,10 +56,17 @@ impl Code {
             3 => Code::InvalidArgument,
             4 => Code::DeadlineExceeded,
             5 => Code::NotFound,
+            6 => Code::AlreadyExists,
+            7 => Code::PermissionDenied,
             8 => Code::ResourceExhausted,
+            9 => Code::FailedPrecondition,
+            10 => Code::Aborted,
+            11 => Code::OutOfRange,
             12 => Code::Unimplemented,
             13 => Code::Internal,
             14 => Code::Unavailable,
+            15 => Code::DataLoss,
+            16 => Code::Unauthenticated,
             _ => Code::Unknown,
         }
     }
@@ -65,10 +80,17 @@ impl Code {
             Code::InvalidArgument => "InvalidArgument",
             Code::DeadlineExceeded => "DeadlineExceeded",
             Code::NotFound => "NotFound",
+            Code::AlreadyExists => "AlreadyExists",
+            Code::PermissionDenied => "PermissionDenied",
             Code::ResourceExhausted => "ResourceExhausted",
+            Code::FailedPrecondition => "FailedPrecondition",
+            Code::Aborted => "Aborted",
+            Code::OutOfRange => "OutOfRange",
             Code::Unimplemented => "Unimplemented",
             Code::Internal => "Internal",
             Code::Unavailable => "Unavailable",
+            Code::DataLoss => "DataLoss",
+            Code::Unauthenticated => "Unauthenticated",
         }
     }
 }
@@ -129,7 +151,7 @@ pub fn frame(msg: &[u8]) -> Bytes {
 }
 
 /// The single uncompressed message of a unary call's body. `None` when the body is not
-/// exactly one uncompressed message (then the proxy does not claim the call).
+/// exactly one uncompressed message (then the CRI proxy does not claim the call).
 pub fn unframe(mut body: Bytes) -> Option<Bytes> {
     if body.len() < 5 || body[0] != 0 {
         return None;
@@ -216,7 +238,7 @@ pub fn status_of(headers: &HeaderMap) -> Option<Result<(), Status>> {
 }
 
 /// A unary request for `path` (`/runtime.v1.RuntimeService/ContainerStatus`) carrying `msg`.
-/// `timeout` becomes the `grpc-timeout` header, so the runtime gives up when we do.
+/// `timeout` becomes the `grpc-timeout` header, so the server gives up when we do.
 pub fn unary_request(
     path: &str,
     msg: &impl prost::Message,
