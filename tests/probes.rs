@@ -62,6 +62,7 @@ fn a_sidecar_startup_probe_gates_the_app() {
 kind: Pod
 metadata: {{name: gate}}
 spec:
+  restartPolicy: Never
   terminationGracePeriodSeconds: 2
   volumes: [{{name: data, emptyDir: {{}}}}]
   initContainers:
