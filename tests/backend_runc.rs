@@ -908,3 +908,59 @@ fn the_http_drain_example_drains_through_the_pods_loopback() {
         "{records:#?}"
     );
 }
+
+/// Probes in a real container: a tcpSocket startup probe and an httpGet readiness probe
+/// reach the pod's port from inside its network namespace (at the pod IP), and a wasm
+/// liveness probe sees the container's volume.
+#[test]
+fn probes_reach_the_pod_and_its_volumes() {
+    if !runc_ready() {
+        return;
+    }
+    let healthy = root().join("examples/hooks/bin/healthy.wat");
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: probed}}
+spec:
+  terminationGracePeriodSeconds: 5
+  volumes: [{{name: www, emptyDir: {{}}}}]
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, "touch /www/healthy; (sleep 1; echo ok > /www/ready.txt) & trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+    volumeMounts: [{{name: www, mountPath: /www}}]
+    startupProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1, failureThreshold: 10}}
+    readinessProbe: {{httpGet: {{port: 8080, path: /ready.txt}}, periodSeconds: 1}}
+    livenessProbe: {{exec: {{command: ["{healthy}"]}}, periodSeconds: 1}}
+"#,
+            healthy = healthy.display()
+        ),
+    )
+    .unwrap();
+    let (records, stdout) = run_pod_json(&pod, "5s");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "Readiness" && r["container"] == "web" && r["podReady"] == true),
+        "never ready\n{stdout}"
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["reason"] == "Killing" && r["message"] != "Stopping container web"),
+        "killed by a probe\n{stdout}"
+    );
+    for r in records.iter().filter(|r| r["reason"] == "Unhealthy") {
+        let m = r["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("Startup probe failed: dial tcp ")
+                || m.starts_with("Readiness probe failed: HTTP probe failed with statuscode: 404"),
+            "{m}\n{stdout}"
+        );
+    }
+}
