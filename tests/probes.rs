@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -20,12 +19,6 @@ fn healthy_wat() -> String {
         .join("examples/hooks/bin/healthy.wat")
         .display()
         .to_string()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let file = dir.join(name);
-    std::fs::write(&file, text).unwrap();
-    file.display().to_string()
 }
 
 fn messages(r: &Run, reason: &str, container: &str) -> Vec<String> {

@@ -20,12 +20,6 @@ fn wat(name: &str) -> String {
         .to_string()
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let file = dir.join(name);
-    std::fs::write(&file, text).unwrap();
-    file.display().to_string()
-}
-
 /// Seconds since the epoch that a container wrote into `file` (`date +%s.%N`).
 fn stamp(file: &Path) -> f64 {
     std::fs::read_to_string(file)

@@ -32,7 +32,7 @@ use super::resolve::{self, CommandKind};
 use super::{status, Shared};
 use crate::grpc::{self, Body};
 use crate::hook::{HookKind, HookSettings};
-use crate::wasm::{probe_env, ExecStatus, HookIdentity, Invocation, Limits, Preopen};
+use crate::wasm::{call_env, ExecStatus, Invocation, Limits, Preopen};
 
 /// The proxy's reply to `body` (an `ExecSyncRequest`), or `None` to forward it.
 pub(super) async fn answer(p: &Shared, body: Bytes) -> Option<Response<Body>> {
@@ -145,17 +145,7 @@ fn invocation(
             }
         }
     }
-    let (env, identity) = match kind {
-        Some(kind) => (
-            view.env.clone(),
-            Some(HookIdentity {
-                pod: view.pod.clone(),
-                container: view.name.clone(),
-                kind,
-            }),
-        ),
-        None => (probe_env(&view.env, &view.pod, &view.name), None),
-    };
+    let (env, identity) = call_env(&view.env, &view.pod, &view.name, kind);
     let inv = Invocation {
         args: req.cmd.clone(),
         env,

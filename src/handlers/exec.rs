@@ -13,9 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{HookContext, HookKind, HookOutcome, HookSettings, HookTarget};
 use crate::events::go_quote;
-use crate::wasm::{
-    probe_env, ExecOutcome, ExecStatus, HookIdentity, HookRuntime, Invocation, Preopen,
-};
+use crate::wasm::{call_env, ExecOutcome, ExecStatus, HookRuntime, Invocation, Preopen};
 
 pub async fn run(
     rt: &HookRuntime,
@@ -61,7 +59,7 @@ pub fn invocation(rt: &HookRuntime, argv: &[String], ctx: &HookContext) -> Invoc
 /// The call for one exec handler, hook or probe: argv as written, the container's env, its
 /// mounts preopened at their mount paths, and `settings` over the runtime's default limits.
 /// `kind` is a hook's (its identity: `WASMHOOK_HOOK`, the typed context); `None` is a probe,
-/// which gets `WASMHOOK_POD`/`_NAMESPACE`/`_CONTAINER` only ([`probe_env`], as through the CRI
+/// which gets `WASMHOOK_POD`/`_NAMESPACE`/`_CONTAINER` only ([`call_env`], as through the CRI
 /// front). The call is cancelled with `cancel`.
 pub fn invocation_for(
     rt: &HookRuntime,
@@ -72,17 +70,7 @@ pub fn invocation_for(
     cancel: &CancellationToken,
 ) -> Invocation {
     let t = target;
-    let (env, identity) = match kind {
-        Some(kind) => (
-            t.env.clone(),
-            Some(HookIdentity {
-                pod: t.pod.clone(),
-                container: t.container.clone(),
-                kind,
-            }),
-        ),
-        None => (probe_env(&t.env, &t.pod, &t.container), None),
-    };
+    let (env, identity) = call_env(&t.env, &t.pod, &t.container, kind);
     Invocation {
         args: argv.to_vec(),
         env,

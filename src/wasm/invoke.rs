@@ -528,10 +528,33 @@ fn hook_env(inv: &Invocation) -> Vec<(String, String)> {
     env
 }
 
+/// The environment and identity of a call for container `container` of `pod`: a hook's
+/// (`Some(kind)`: `env` as it is, the identity adds the `WASMHOOK_*` names at run time) or a
+/// probe's (`None`: no identity, see [`probe_env`]). The engine and the CRI front both build
+/// their calls with it.
+pub fn call_env(
+    env: &[(String, String)],
+    pod: &PodRef,
+    container: &str,
+    kind: Option<HookKind>,
+) -> (Vec<(String, String)>, Option<HookIdentity>) {
+    match kind {
+        Some(kind) => (
+            env.to_vec(),
+            Some(HookIdentity {
+                pod: pod.clone(),
+                container: container.to_owned(),
+                kind,
+            }),
+        ),
+        None => (probe_env(env, pod, container), None),
+    }
+}
+
 /// The environment of a call without a hook identity, a probe: `env` without any
 /// `WASMHOOK_*`, then `WASMHOOK_POD`, `WASMHOOK_NAMESPACE` and `WASMHOOK_CONTAINER`, the names
 /// a hook gets, but no `WASMHOOK_HOOK` (a probe is no hook).
-pub fn probe_env(env: &[(String, String)], pod: &PodRef, container: &str) -> Vec<(String, String)> {
+fn probe_env(env: &[(String, String)], pod: &PodRef, container: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = env
         .iter()
         .filter(|(k, _)| !k.starts_with("WASMHOOK_"))

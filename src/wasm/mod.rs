@@ -28,7 +28,7 @@ mod output;
 mod typed;
 
 pub use cache::{CacheStats, HookModule, LoadError, ModuleKind};
-pub use invoke::{probe_env, ExecOutcome, ExecStatus, HookIdentity, Invocation, Preopen};
+pub use invoke::{call_env, ExecOutcome, ExecStatus, HookIdentity, Invocation, Preopen};
 pub use limits::Limits;
 pub use output::{CapturedOutput, OutputBuffer};
 

@@ -282,3 +282,10 @@ pub fn have_python3() -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// Write `text` to `dir/name`; the path, as a string for the command line.
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    path_str(&file).to_owned()
+}
