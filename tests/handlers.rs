@@ -2,6 +2,8 @@
 //! Every test is bounded: hooks get short timeouts and the assertions on time are only
 //! "finished within the deadline plus generous slack".
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,10 +13,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
-use wasmhook::events::{reason, EventType, PodRef};
+use wasmhook::events::{reason, EventType};
 use wasmhook::handlers::http::HttpClient;
 use wasmhook::handlers::{
-    http, sleep, tcp, HookContext, HookKind, HookOutcome, HookSettings, HookTarget, HttpStatusMode,
+    http, sleep, tcp, HookContext, HookOutcome, HookSettings, HttpStatusMode,
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -22,20 +24,7 @@ const PREFIX: &str = r#"for Container "app" in Pod "web_default(uid-1)" failed -
 
 fn ctx(pod_ip: IpAddr, timeout: Duration) -> HookContext {
     HookContext {
-        target: HookTarget {
-            pod: PodRef {
-                name: "web".into(),
-                namespace: "default".into(),
-                uid: "uid-1".into(),
-            },
-            container: "app".into(),
-            kind: HookKind::PostStart,
-            pod_ip,
-            netns: None,
-            ports: vec![("http".into(), 1)],
-            env: vec![],
-            mounts: vec![],
-        },
+        target: common::web_app_target(pod_ip),
         settings: HookSettings {
             timeout,
             ..HookSettings::default()

@@ -18,9 +18,8 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use wasmhook::events::PodRef;
 use wasmhook::grpc::{self, Code, Status};
-use wasmhook::handlers::{Handlers, HookKind, HookSettings, HookTarget};
+use wasmhook::handlers::{Handlers, HookSettings, HookTarget};
 use wasmhook::probe::grpc::{serving_status, HealthCheckRequest, HealthCheckResponse};
 use wasmhook::probe::{self, ProbeContext, ProbeHandler, ProbeOutcome, ProbeResult};
 use wasmhook::wasm::{Allocator, HookRuntime, RuntimeConfig};
@@ -32,18 +31,8 @@ const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 fn ctx(timeout: Duration) -> ProbeContext {
     ProbeContext {
         target: HookTarget {
-            pod: PodRef {
-                name: "web".into(),
-                namespace: "default".into(),
-                uid: "uid-1".into(),
-            },
-            container: "app".into(),
-            kind: HookKind::PostStart,
-            pod_ip: LOCALHOST,
-            ports: vec![("http".into(), 1)],
             env: vec![("GREETING".into(), "hi".into())],
-            mounts: vec![],
-            netns: None,
+            ..common::web_app_target(LOCALHOST)
         },
         timeout,
         settings: HookSettings::default(),

@@ -53,3 +53,22 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The hook target the handler and probe tests use: container `app` of pod
+/// `web_default(uid-1)` at `pod_ip`, with one named port `http` (1), no env, mounts or netns.
+pub fn web_app_target(pod_ip: std::net::IpAddr) -> wasmhook::handlers::HookTarget {
+    wasmhook::handlers::HookTarget {
+        pod: wasmhook::events::PodRef {
+            name: "web".into(),
+            namespace: "default".into(),
+            uid: "uid-1".into(),
+        },
+        container: "app".into(),
+        kind: wasmhook::hook::HookKind::PostStart,
+        pod_ip,
+        netns: None,
+        ports: vec![("http".into(), 1)],
+        env: vec![],
+        mounts: vec![],
+    }
+}
