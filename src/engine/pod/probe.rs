@@ -71,6 +71,13 @@ impl Pod {
         let first = tokio::time::Instant::from_std(started_at + plan.initial_delay);
         let mut ticker = tokio::time::interval_at(first, plan.period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Built once per worker: the target (env, mounts) is the same for every run.
+        let ctx = ProbeContext {
+            target: c.hook_target(&self.plan.pod, &self.sandbox, HookKind::PostStart),
+            timeout: plan.timeout,
+            settings: plan.settings.clone(),
+            cancel: self.terminating.child_token(),
+        };
         let (mut last, mut run) = (None, 0u32);
         loop {
             tokio::select! {
@@ -87,12 +94,6 @@ impl Pod {
             if started != (plan.kind != ProbeKind::Startup) {
                 continue;
             }
-            let ctx = ProbeContext {
-                target: c.hook_target(&self.plan.pod, &self.sandbox, HookKind::PostStart),
-                timeout: plan.timeout,
-                settings: plan.settings.clone(),
-                cancel: self.terminating.child_token(),
-            };
             let outcome = probe::run(&self.engine.handlers, &plan.handler, &ctx).await;
             let kind = plan.kind.as_str();
             let result = match outcome.result {
