@@ -859,3 +859,40 @@ async fn first_create_sandbox_sweeps_sandboxes_of_dead_owners() {
     assert_eq!(own, format!("{me} {start}\n"));
     f.backend.remove_sandbox(&sb).await.unwrap();
 }
+
+/// Children start with the signal state a fresh process has, whatever handlers and mask the
+/// backend's own process has: nothing blocked, nothing caught, SIGPIPE not ignored (Rust
+/// ignores it in its own processes). The backend starts children in its own memory until
+/// `execve` (clone with CLONE_VM), so this is what keeps our handlers out of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_start_with_default_signal_state() {
+    // A handler in this process, as the CLI installs for SIGINT and SIGTERM.
+    let _sigint =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).unwrap();
+    let mut f = fixture();
+    let b = &f.backend;
+    let sb = sandbox(b).await;
+    let id = b
+        .create_container(&sb, &sh("app", "echo up; exec sleep 1000"))
+        .await
+        .unwrap();
+    b.start_container(&id).await.unwrap();
+    first_line(&mut f.logs, "app").await;
+    let out = b
+        .exec(&id, &["cat".into(), "/proc/self/status".into()], BOUND)
+        .await
+        .unwrap();
+    let status = String::from_utf8(out.stdout).unwrap();
+    let mask = |field: &str| {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("{field} in {status}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "blocked signals in the child");
+    assert_eq!(mask("SigCgt:"), 0, "caught signals in the child");
+    let sigpipe = 1u64 << (13 - 1);
+    assert_eq!(mask("SigIgn:") & sigpipe, 0, "SIGPIPE ignored in the child");
+    b.remove_container(&id).await.unwrap();
+}

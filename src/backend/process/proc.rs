@@ -1,15 +1,12 @@
 //! Low-level process handling for the process backend: the spawner thread, spawning with
-//! `PR_SET_PDEATHSIG`, exit notification without reaping, and group-safe killing.
+//! `PR_SET_PDEATHSIG` (through [`super::clone`]), exit notification without reaping, and
+//! group-safe killing.
 
 use crate::lock;
 use std::cell::Cell;
-use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -31,8 +28,8 @@ thread_local! {
 }
 
 /// A dedicated thread running a current-thread tokio runtime. Every child of the backend is
-/// forked from this thread, because `PR_SET_PDEATHSIG` fires when the *thread* that forked
-/// the child exits, not the process: forking from a tokio worker or blocking-pool thread
+/// started from this thread, because `PR_SET_PDEATHSIG` fires when the *thread* that created
+/// the child exits, not the process: starting it from a tokio worker or blocking-pool thread
 /// (which tokio retires after 10 s idle, or on runtime shutdown) would kill containers at
 /// random. This thread lives exactly as long as the backend.
 pub(super) struct Spawner {
@@ -97,14 +94,7 @@ impl Spawner {
     }
 }
 
-/// What to spawn.
-pub(super) struct SpawnSpec<'a> {
-    pub program: &'a Path,
-    pub argv: &'a [String],
-    pub env: &'a [(String, String)],
-    pub cwd: &'a Path,
-    pub capture: bool,
-}
+pub(super) use super::clone::SpawnSpec;
 
 /// A spawned process that leads its own process group and that only this module reaps.
 ///
@@ -126,7 +116,8 @@ pub(super) struct Spawned {
     pub exit: ExitNotifier,
 }
 
-/// Spawn a process in its own process group with `PR_SET_PDEATHSIG = SIGKILL`.
+/// Spawn a process in its own process group with `PR_SET_PDEATHSIG = SIGKILL`, without
+/// copying our address space (see [`super::clone`]).
 /// Must run on the spawner thread (see [`Spawner`]).
 pub(super) fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     if !ON_SPAWNER_THREAD.with(Cell::get) {
@@ -134,58 +125,25 @@ pub(super) fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
             "internal error: process spawned outside the backend's spawner thread",
         ));
     }
-    let mut cmd = Command::new(spec.program);
-    if let Some(arg0) = spec.argv.first() {
-        cmd.arg0(arg0);
-    }
-    cmd.args(spec.argv.iter().skip(1))
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (OsStr::new(k), OsStr::new(v))))
-        .current_dir(spec.cwd)
-        .stdin(Stdio::null())
-        .process_group(0);
-    if spec.capture {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    } else {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    }
-    let parent = rustix::process::getpid();
-    // SAFETY: the closure runs between fork and exec and only makes raw syscalls
-    // (prctl, getppid); it does not allocate (errno-only errors) or take locks.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-            // If wasmhook died between fork and prctl, the signal was never armed: the
-            // child was already reparented, so bail out rather than run unsupervised.
-            if rustix::process::getppid() != Some(parent) {
-                return Err(Errno::SRCH.into());
-            }
-            Ok(())
-        });
-    }
-    let mut child: Child = cmd.spawn()?;
-    let pid = Pid::from_child(&child);
+    let started = super::clone::spawn(spec)?;
+    let pid = started.pid;
     let proc = std::sync::Arc::new(Proc {
         pid,
         reaped: Mutex::new(false),
     });
     // From here on, any error must not leave the child unsupervised.
     let setup = (|| -> io::Result<_> {
-        let stdout = child
+        let stdout = started
             .stdout
-            .take()
-            .map(tokio::process::ChildStdout::from_std)
+            .map(|fd| tokio::process::ChildStdout::from_std(std::process::ChildStdout::from(fd)))
             .transpose()?;
-        let stderr = child
+        let stderr = started
             .stderr
-            .take()
-            .map(tokio::process::ChildStderr::from_std)
+            .map(|fd| tokio::process::ChildStderr::from_std(std::process::ChildStderr::from(fd)))
             .transpose()?;
         Ok((stdout, stderr))
     })();
     let exit = ExitNotifier::new(pid);
-    // `child` is dropped without waiting: std never reaps on drop; `Proc` owns reaping.
-    drop(child);
     match setup {
         Ok((stdout, stderr)) => Ok(Spawned {
             proc,

@@ -1,0 +1,308 @@
+//! Starting a child without copying wasmhook's address space: `clone(CLONE_VM | CLONE_VFORK)`,
+//! the way glibc's `posix_spawn` does it, plus the two steps `posix_spawn` cannot take:
+//! arming `PR_SET_PDEATHSIG` and checking that the parent is still there.
+//!
+//! Why not `fork` (what `std::process::Command` uses once a `pre_exec` hook is set): its cost
+//! grows with the parent's memory. It copies the page tables, write-protects every private
+//! page, and each page the parent writes next takes a copy-on-write fault. A node with
+//! thousands of containers keeps hundreds of MiB of heap, and a `fork` there cost 5 ms
+//! against 0.4 ms for `posix_spawn` (BENCHMARKS.md, "Scale"); every hook and start paid
+//! for the faults afterwards too. With `CLONE_VM` the child borrows the parent's memory
+//! until `execve`, so the cost is flat.
+//!
+//! # Invariants of the child
+//! Between `clone` and `execve` the child runs in the parent's memory while the calling
+//! thread is suspended (`CLONE_VFORK`). It must therefore only make system calls on data the
+//! parent prepared: no allocation, no locks, no panics, nothing that could leave the
+//! parent's state half-changed. Every signal is blocked across `clone`, and the child resets
+//! each handled signal to its default before unblocking, so no handler of the parent ever
+//! runs on the child's stack. The libc wrappers it calls set `errno` in the suspended parent
+//! thread's TLS; the parent never reads it after `clone` succeeded.
+
+use std::ffi::{c_char, c_int, c_void, CString, OsStr};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+
+/// The child's own stack while it runs the setup below (it does not run Rust code that
+/// needs more than a few hundred bytes; glibc's `posix_spawn` uses a similar size).
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Highest signal number on Linux (`_NSIG - 1`).
+const MAX_SIGNAL: c_int = 64;
+
+/// What [`spawn`] starts.
+pub(super) struct SpawnSpec<'a> {
+    pub program: &'a Path,
+    pub argv: &'a [String],
+    pub env: &'a [(String, String)],
+    pub cwd: &'a Path,
+    /// Pipes for stdout and stderr; `/dev/null` otherwise. Stdin is always `/dev/null`.
+    pub capture: bool,
+}
+
+/// A started child: the leader of a new process group, armed with `PDEATHSIG = SIGKILL`.
+/// The caller owns reaping it.
+pub(super) struct Started {
+    pub pid: rustix::process::Pid,
+    /// Read ends of the stdout and stderr pipes (when captured), close-on-exec.
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Everything the child reads, prepared by the parent; `error` is the one field it writes.
+struct ChildArgs {
+    program: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    cwd: *const c_char,
+    /// Descriptors to become 0, 1 and 2.
+    stdio: [RawFd; 3],
+    parent: libc::pid_t,
+    /// The parent thread's signal mask, restored just before `execve`.
+    mask: libc::sigset_t,
+    /// The errno of the failed step, or 0 if `execve` succeeded.
+    error: c_int,
+}
+
+/// Start `req.program` with exactly `req.argv` and `req.env`, in `req.cwd`, as described on
+/// [`Started`]. An error (`ENOENT`, `EACCES`, a `cwd` that is gone) is the errno of the step
+/// that failed, and no child is left behind.
+pub(super) fn spawn(req: &SpawnSpec<'_>) -> io::Result<Started> {
+    let program = cstring(req.program.as_os_str())?;
+    let cwd = cstring(req.cwd.as_os_str())?;
+    let argv = req
+        .argv
+        .iter()
+        .map(|a| cstring(OsStr::new(a)))
+        .collect::<io::Result<Vec<_>>>()?;
+    let envp = req
+        .env
+        .iter()
+        .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
+        .collect::<io::Result<Vec<_>>>()?;
+    let argv_ptrs = null_terminated(&argv);
+    let envp_ptrs = null_terminated(&envp);
+
+    let stdin = open_dev_null(libc::O_RDONLY)?;
+    let (out_parent, out_child, err_parent, err_child) = if req.capture {
+        let (r1, w1) = pipe()?;
+        let (r2, w2) = pipe()?;
+        (Some(r1), w1, Some(r2), w2)
+    } else {
+        (
+            None,
+            open_dev_null(libc::O_WRONLY)?,
+            None,
+            open_dev_null(libc::O_WRONLY)?,
+        )
+    };
+
+    let mut args = ChildArgs {
+        program: program.as_ptr(),
+        argv: argv_ptrs.as_ptr(),
+        envp: envp_ptrs.as_ptr(),
+        cwd: cwd.as_ptr(),
+        stdio: [
+            stdin.as_raw_fd(),
+            out_child.as_raw_fd(),
+            err_child.as_raw_fd(),
+        ],
+        // SAFETY: getpid has no preconditions.
+        parent: unsafe { libc::getpid() },
+        // SAFETY: an all-zero sigset_t is a valid (empty) set; overwritten below.
+        mask: unsafe { MaybeUninit::zeroed().assume_init() },
+        error: 0,
+    };
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    // The stack grows down on every Linux target we build for; keep the top 16-byte aligned.
+    let top = ((stack.as_mut_ptr() as usize + CHILD_STACK) & !15) as *mut c_void;
+
+    let pid = {
+        let _blocked = SignalsBlocked::new(&mut args.mask)?;
+        // SAFETY: `child` only makes system calls on `args`, which outlives the child's use
+        // of it: with CLONE_VFORK this call returns only after the child called execve or
+        // exited. `top` points at the end of `stack`, which is alive until then as well.
+        unsafe {
+            libc::clone(
+                child,
+                top,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                ptr::addr_of_mut!(args).cast(),
+            )
+        }
+    };
+    drop(stack);
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a positive pid returned by clone.
+    let pid = unsafe { rustix::process::Pid::from_raw_unchecked(pid) };
+    if args.error != 0 {
+        // The child exited with 127 before execve; reap it so it leaves no zombie.
+        while let Err(rustix::io::Errno::INTR) =
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+        {}
+        return Err(io::Error::from_raw_os_error(args.error));
+    }
+    Ok(Started {
+        pid,
+        stdout: out_parent,
+        stderr: err_parent,
+    })
+}
+
+/// The child, on its own small stack in the parent's memory (see the module docs).
+extern "C" fn child(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `ChildArgs` the parent passed to clone and keeps alive.
+    let args = unsafe { &mut *arg.cast::<ChildArgs>() };
+    // SAFETY: each call below is a thin system-call wrapper on valid, parent-prepared data.
+    unsafe {
+        // Handlers are the parent's code on the parent's memory: reset them before
+        // unblocking. SIGPIPE goes back to its default too (Rust ignores it), as
+        // `std::process::Command` does; other ignored signals stay ignored, as in `exec`.
+        for sig in 1..=MAX_SIGNAL {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old: libc::sigaction = MaybeUninit::zeroed().assume_init();
+            if libc::sigaction(sig, ptr::null(), &mut old) != 0 {
+                continue; // glibc's own signals (SIGCANCEL, SIGSETXID) are not ours to reset
+            }
+            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
+            if handled || sig == libc::SIGPIPE {
+                let mut dfl: libc::sigaction = MaybeUninit::zeroed().assume_init();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, ptr::null_mut());
+            }
+        }
+        if libc::setpgid(0, 0) != 0 {
+            fail(args);
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            fail(args);
+        }
+        // If the parent died before prctl, the signal was never armed: the child was already
+        // reparented, so bail out rather than run unsupervised.
+        if libc::getppid() != args.parent {
+            *libc::__errno_location() = libc::ESRCH;
+            fail(args);
+        }
+        if libc::chdir(args.cwd) != 0 {
+            fail(args);
+        }
+        for (target, &fd) in args.stdio.iter().enumerate() {
+            let target = target as c_int;
+            let ok = if fd == target {
+                // Already in place (the parent had closed it): only drop close-on-exec.
+                libc::fcntl(fd, libc::F_SETFD, 0) == 0
+            } else {
+                libc::dup2(fd, target) == target
+            };
+            if !ok {
+                fail(args);
+            }
+        }
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, ptr::null_mut()) != 0 {
+            fail(args);
+        }
+        libc::execve(args.program, args.argv, args.envp);
+        fail(args)
+    }
+}
+
+/// Record the errno of the step that failed for the parent and exit; runs in the child.
+unsafe fn fail(args: &mut ChildArgs) -> ! {
+    // SAFETY: errno is readable on any thread; _exit ends only this child.
+    unsafe {
+        args.error = *libc::__errno_location();
+        if args.error == 0 {
+            args.error = libc::EINVAL;
+        }
+        libc::_exit(127)
+    }
+}
+
+/// Every signal blocked on this thread while alive (glibc's own included, through the raw
+/// system call); the previous mask is written to `saved` and restored on drop.
+struct SignalsBlocked {
+    saved: libc::sigset_t,
+}
+
+impl SignalsBlocked {
+    fn new(saved: &mut libc::sigset_t) -> io::Result<SignalsBlocked> {
+        // SAFETY: sigfillset initialises `all`; rt_sigprocmask with valid set pointers and
+        // the kernel's sigset size only changes this thread's mask.
+        unsafe {
+            let mut all: libc::sigset_t = MaybeUninit::zeroed().assume_init();
+            libc::sigfillset(&mut all);
+            let rc = libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &all as *const libc::sigset_t,
+                saved as *mut libc::sigset_t,
+                MAX_SIGNAL as usize / 8,
+            );
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(SignalsBlocked { saved: *saved })
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` on the same thread.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &self.saved as *const libc::sigset_t,
+                ptr::null_mut::<libc::sigset_t>(),
+                MAX_SIGNAL as usize / 8,
+            );
+        }
+    }
+}
+
+fn cstring(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{s:?} contains a NUL byte"),
+        )
+    })
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(ptr::null()))
+        .collect()
+}
+
+fn open_dev_null(flags: c_int) -> io::Result<OwnedFd> {
+    // SAFETY: a valid C string; the result is checked before it is owned.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a freshly opened descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two freshly created descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
