@@ -896,3 +896,35 @@ async fn children_start_with_default_signal_state() {
     assert_eq!(mask("SigIgn:") & sigpipe, 0, "SIGPIPE ignored in the child");
     b.remove_container(&id).await.unwrap();
 }
+
+/// Children inherit none of our descriptors, not even one without close-on-exec (Linux 5.9+:
+/// the backend gives each child a table of its own stdio only).
+#[tokio::test]
+async fn children_inherit_no_descriptors() {
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    // A descriptor without close-on-exec, at a number no shell uses for itself.
+    const LEAKY: i32 = 900;
+    // SAFETY: dup2 onto a number this test owns; closed at the end.
+    assert_eq!(
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&devnull), LEAKY) },
+        LEAKY
+    );
+    let mut f = fixture();
+    let b = &f.backend;
+    let sb = sandbox(b).await;
+    let id = b
+        .create_container(&sb, &sh("app", "echo up; exec sleep 1000"))
+        .await
+        .unwrap();
+    b.start_container(&id).await.unwrap();
+    first_line(&mut f.logs, "app").await;
+    let script = format!("if [ -e /proc/self/fd/{LEAKY} ]; then echo leaked; else echo clean; fi");
+    let out = b
+        .exec(&id, &["sh".into(), "-c".into(), script], BOUND)
+        .await
+        .unwrap();
+    // SAFETY: closes only the descriptor this test made.
+    unsafe { libc::close(LEAKY) };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "clean\n");
+    b.remove_container(&id).await.unwrap();
+}

@@ -10,6 +10,19 @@
 //! for the faults afterwards too. With `CLONE_VM` the child borrows the parent's memory
 //! until `execve`, so the cost is flat.
 //!
+//! # Descriptors
+//! A new process also gets a copy of the descriptor table, and `execve` then closes every
+//! close-on-exec descriptor one by one. Each running container holds three (its exit pidfd,
+//! its stdout and stderr pipes), so that too would grow with the node. So, where the kernel
+//! has `close_range` (Linux 5.9), the child shares our table (`CLONE_FILES`) and its first
+//! step is `close_range(first_free, ~0, CLOSE_RANGE_UNSHARE)`: the kernel gives it a table of
+//! only the descriptors below `first_free`. For that to be a handful, the spawner thread
+//! reserves three low descriptors at start-up ([`reserve_stdio_slots`]) and, for each spawn,
+//! puts the child's stdin, stdout and stderr into them with `dup3`; after `clone` it puts
+//! placeholders back. Only the spawner thread touches the slots, and it is suspended while
+//! the child shares the table. The child then moves the slots to 0–2 and closes everything
+//! else from 3 up, so it inherits no descriptor of ours, close-on-exec or not.
+//!
 //! # Invariants of the child
 //! Between `clone` and `execve` the child runs in the parent's memory while the calling
 //! thread is suspended (`CLONE_VFORK`). It must therefore only make system calls on data the
@@ -53,6 +66,90 @@ pub(super) struct Started {
     pub stderr: Option<OwnedFd>,
 }
 
+/// Three descriptors of the spawner thread, reserved low in the table: see "Descriptors".
+struct StdioSlots {
+    /// Hold `/dev/null` between spawns, and the child's stdio during one.
+    slots: [OwnedFd; 3],
+    placeholder: OwnedFd,
+    /// The child keeps only the descriptors below this (the slots are the highest of them).
+    first_free: c_int,
+}
+
+thread_local! {
+    /// The spawner thread's slots; `None` where `close_range` is missing (the child then
+    /// gets a full copy of the table).
+    static SLOTS: std::cell::OnceCell<Option<StdioSlots>> = const { std::cell::OnceCell::new() };
+}
+
+/// Reserve this thread's stdio slots now, while the table is small: the spawner thread calls
+/// it as it starts, so the slots sit below every container's descriptors.
+pub(super) fn reserve_stdio_slots() {
+    SLOTS.with(|cell| {
+        cell.get_or_init(|| {
+            StdioSlots::new().unwrap_or_else(|e| {
+                tracing::debug!("children get a full descriptor table: {e}");
+                None
+            })
+        });
+    });
+}
+
+impl StdioSlots {
+    fn new() -> io::Result<Option<StdioSlots>> {
+        // SAFETY: close_range of a descriptor that is never open closes nothing; it only
+        // tells whether the kernel has the system call.
+        if unsafe { libc::syscall(libc::SYS_close_range, c_int::MAX, c_int::MAX, 0) } != 0 {
+            return Ok(None);
+        }
+        let placeholder = open_dev_null(libc::O_RDONLY)?;
+        // At or above 3, even if this process was started with 0–2 closed.
+        let slot = || -> io::Result<OwnedFd> {
+            // SAFETY: F_DUPFD_CLOEXEC of an open descriptor; the result is checked.
+            let fd = unsafe { libc::fcntl(placeholder.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: a fresh descriptor owned by nobody else.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        let slots = [slot()?, slot()?, slot()?];
+        let first_free = slots.iter().map(|s| s.as_raw_fd()).max().unwrap_or(2) + 1;
+        Ok(Some(StdioSlots {
+            slots,
+            placeholder,
+            first_free,
+        }))
+    }
+
+    /// Put `fds` into the slots (close-on-exec, so no other child inherits them).
+    fn fill(&self, fds: [RawFd; 3]) -> io::Result<()> {
+        for (slot, fd) in self.slots.iter().zip(fds) {
+            // SAFETY: both descriptors are open; dup3 replaces only the slot.
+            if unsafe { libc::dup3(fd, slot.as_raw_fd(), libc::O_CLOEXEC) } < 0 {
+                let e = io::Error::last_os_error();
+                self.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Put the placeholders back, dropping our references to the child's stdio (a pipe's
+    /// reader sees EOF only once every writer is closed).
+    fn clear(&self) {
+        for slot in &self.slots {
+            // SAFETY: as in `fill`.
+            unsafe {
+                libc::dup3(
+                    self.placeholder.as_raw_fd(),
+                    slot.as_raw_fd(),
+                    libc::O_CLOEXEC,
+                )
+            };
+        }
+    }
+}
+
 /// Everything the child reads, prepared by the parent; `error` is the one field it writes.
 struct ChildArgs {
     program: *const c_char,
@@ -61,6 +158,8 @@ struct ChildArgs {
     cwd: *const c_char,
     /// Descriptors to become 0, 1 and 2.
     stdio: [RawFd; 3],
+    /// With a shared table: unshare it, keeping only the descriptors below this.
+    first_free: Option<c_int>,
     parent: libc::pid_t,
     /// The parent thread's signal mask, restored just before `execve`.
     mask: libc::sigset_t,
@@ -101,16 +200,56 @@ pub(super) fn spawn(req: &SpawnSpec<'_>) -> io::Result<Started> {
         )
     };
 
-    let mut args = ChildArgs {
+    let stdio = [
+        stdin.as_raw_fd(),
+        out_child.as_raw_fd(),
+        err_child.as_raw_fd(),
+    ];
+    let prepared = Prepared {
         program: program.as_ptr(),
-        argv: argv_ptrs.as_ptr(),
-        envp: envp_ptrs.as_ptr(),
+        argv: &argv_ptrs,
+        envp: &envp_ptrs,
         cwd: cwd.as_ptr(),
-        stdio: [
-            stdin.as_raw_fd(),
-            out_child.as_raw_fd(),
-            err_child.as_raw_fd(),
-        ],
+    };
+    let pid = SLOTS.with(|cell| match cell.get().and_then(Option::as_ref) {
+        Some(slots) => {
+            slots.fill(stdio)?;
+            let fds = slots.slots.each_ref().map(|s| s.as_raw_fd());
+            let result = clone_child(&prepared, fds, Some(slots.first_free));
+            slots.clear();
+            result
+        }
+        None => clone_child(&prepared, stdio, None),
+    })?;
+    Ok(Started {
+        pid,
+        stdout: out_parent,
+        stderr: err_parent,
+    })
+}
+
+/// The parent's C strings for the child, null-terminated arrays included.
+struct Prepared<'a> {
+    program: *const c_char,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    cwd: *const c_char,
+}
+
+/// `clone` the child with these stdio descriptors and wait until it called `execve` (or
+/// failed before it: that errno is the error, and the child is reaped).
+fn clone_child(
+    prepared: &Prepared<'_>,
+    stdio: [RawFd; 3],
+    first_free: Option<c_int>,
+) -> io::Result<rustix::process::Pid> {
+    let mut args = ChildArgs {
+        program: prepared.program,
+        argv: prepared.argv.as_ptr(),
+        envp: prepared.envp.as_ptr(),
+        cwd: prepared.cwd,
+        stdio,
+        first_free,
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
         // SAFETY: an all-zero sigset_t is a valid (empty) set; overwritten below.
@@ -120,6 +259,11 @@ pub(super) fn spawn(req: &SpawnSpec<'_>) -> io::Result<Started> {
     let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
     // The stack grows down on every Linux target we build for; keep the top 16-byte aligned.
     let top = ((stack.as_mut_ptr() as usize + CHILD_STACK) & !15) as *mut c_void;
+    let share_files = if first_free.is_some() {
+        libc::CLONE_FILES
+    } else {
+        0
+    };
 
     let pid = {
         let _blocked = SignalsBlocked::new(&mut args.mask)?;
@@ -130,7 +274,7 @@ pub(super) fn spawn(req: &SpawnSpec<'_>) -> io::Result<Started> {
             libc::clone(
                 child,
                 top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                libc::CLONE_VM | libc::CLONE_VFORK | share_files | libc::SIGCHLD,
                 ptr::addr_of_mut!(args).cast(),
             )
         }
@@ -148,11 +292,7 @@ pub(super) fn spawn(req: &SpawnSpec<'_>) -> io::Result<Started> {
         {}
         return Err(io::Error::from_raw_os_error(args.error));
     }
-    Ok(Started {
-        pid,
-        stdout: out_parent,
-        stderr: err_parent,
-    })
+    Ok(pid)
 }
 
 /// The child, on its own small stack in the parent's memory (see the module docs).
@@ -177,6 +317,13 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
                 let mut dfl: libc::sigaction = MaybeUninit::zeroed().assume_init();
                 dfl.sa_sigaction = libc::SIG_DFL;
                 libc::sigaction(sig, &dfl, ptr::null_mut());
+            }
+        }
+        // Our own table, of only the few descriptors below the slots (see "Descriptors").
+        if let Some(first_free) = args.first_free {
+            let unshare = libc::CLOSE_RANGE_UNSHARE as c_int;
+            if libc::syscall(libc::SYS_close_range, first_free, c_int::MAX, unshare) != 0 {
+                fail(args);
             }
         }
         if libc::setpgid(0, 0) != 0 {
@@ -205,6 +352,11 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
             if !ok {
                 fail(args);
             }
+        }
+        // Nothing of ours beyond stdio, close-on-exec or not (the table is small by now).
+        if args.first_free.is_some() && libc::syscall(libc::SYS_close_range, 3, c_int::MAX, 0) != 0
+        {
+            fail(args);
         }
         if libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, ptr::null_mut()) != 0 {
             fail(args);

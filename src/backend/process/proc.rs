@@ -54,6 +54,7 @@ impl Spawner {
             .name("wasmhook-process-backend".into())
             .spawn(move || {
                 ON_SPAWNER_THREAD.with(|f| f.set(true));
+                super::clone::reserve_stdio_slots();
                 rt.block_on(async move {
                     // Either an explicit shutdown or the sender dropped: both mean the
                     // backend is gone.
