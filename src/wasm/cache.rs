@@ -337,15 +337,15 @@ fn link(set: &EngineSet, compiled: Compiled) -> Result<Prepared, String> {
                 return Err("it exports no `_start`: a hook must be a WASI command (a `main` program), not a library".into());
             }
             let pre = set
-                .p1
-                .instantiate_pre(&module)
+                .p1()
+                .and_then(|linker| linker.instantiate_pre(&module))
                 .map_err(|e| format!("{e}"))?;
             Ok(Prepared::P1(pre))
         }
         Compiled::Component(component) => {
             let pre = set
-                .p2
-                .instantiate_pre(&component)
+                .p2()
+                .and_then(|linker| linker.instantiate_pre(&component))
                 .map_err(|e| format!("{e}"))?;
             if let Ok(typed) = HookPre::new(pre.clone()) {
                 return Ok(Prepared::Typed(typed));

@@ -366,12 +366,29 @@ impl HookRuntime {
             None => PodScope::HostLoopback,
         };
         let guard = NetworkGuard::new(inv.limits.network.clone(), scope);
-        let call = self.call(module, &inv, &output, &guard, started, &mut fuel_used);
         let timeout = inv.limits.timeout;
-        let cancel = inv.cancel.clone().unwrap_or_default();
-        let status = tokio::select! {
-            r = tokio::time::timeout(timeout, call) => r.unwrap_or(ExecStatus::TimedOut(timeout)),
-            _ = cancel.cancelled() => ExecStatus::Cancelled,
+        let status = if inv.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            ExecStatus::Cancelled
+        } else {
+            let mut call =
+                std::pin::pin!(self.call(module, &inv, &output, &guard, started, &mut fuel_used));
+            // Most hooks end within their first poll: the guest never waits on the host, and
+            // running wasm yields at every epoch tick (see `configure`). Only a call that
+            // waits arms the timer and watches `cancel`, so the fast path costs neither a
+            // timer registration nor a waiter.
+            match futures::poll!(call.as_mut()) {
+                std::task::Poll::Ready(status) => status,
+                std::task::Poll::Pending => {
+                    let remaining = timeout.saturating_sub(started.elapsed());
+                    let cancel = inv.cancel.clone().unwrap_or_default();
+                    tokio::select! {
+                        r = tokio::time::timeout(remaining, call) => {
+                            r.unwrap_or(ExecStatus::TimedOut(timeout))
+                        }
+                        _ = cancel.cancelled() => ExecStatus::Cancelled,
+                    }
+                }
+            }
         };
         ExecOutcome {
             status,

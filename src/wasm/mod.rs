@@ -106,8 +106,10 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// One wasmtime engine with the linkers for both WASI flavours.
 pub(crate) struct EngineSet {
     pub(crate) engine: Engine,
-    pub(crate) p1: Linker<P1State>,
-    pub(crate) p2: component::Linker<P2State>,
+    /// Built on first use ([`EngineSet::p1`], [`EngineSet::p2`]): defining the WASI imports
+    /// is a large part of a one-shot `hook run`, which only ever needs one of the two.
+    p1: OnceLock<Linker<P1State>>,
+    p2: OnceLock<component::Linker<P2State>>,
     /// One permit per pooled instance slot: calls beyond the pool's capacity wait for a slot
     /// (within their own timeout) instead of failing to instantiate. `None` on demand.
     pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
@@ -140,27 +142,6 @@ impl EngineSet {
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c)?;
-        let mut p1 = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)?;
-        // wasmtime-wasi turns `proc_exit(n)` with n outside [0, 126) into an untyped error
-        // that loses `n`, so `exit(255)` would be reported as a trap: keep every code.
-        p1.allow_shadowing(true);
-        p1.func_wrap(
-            "wasi_snapshot_preview1",
-            "proc_exit",
-            |_: wasmtime::Caller<'_, P1State>, code: i32| -> wasmtime::Result<()> {
-                Err(wasmtime_wasi::I32Exit(code).into())
-            },
-        )?;
-        p1.allow_shadowing(false);
-        let mut p2 = component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut p2)?;
-        // Name lookups under the hook's network policy, and wasi:http (whose requests the
-        // policy checks too: `P2State`'s `HttpPolicy`).
-        network::add_to_linker(&mut p2)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut p2)?;
-        // The typed hook world's `types` interface has only types: an empty instance.
-        p2.instance(typed::TYPES_INTERFACE)?;
         let cache_dir = config.cache_dir.as_ref().map(|d| {
             use std::hash::{DefaultHasher, Hash, Hasher};
             let mut h = DefaultHasher::new();
@@ -175,11 +156,48 @@ impl EngineSet {
         };
         Ok(EngineSet {
             engine,
-            p1,
-            p2,
+            p1: OnceLock::new(),
+            p2: OnceLock::new(),
             slots,
             cache_dir,
         })
+    }
+
+    /// The linker for core modules (WASI preview 1).
+    pub(crate) fn p1(&self) -> wasmtime::Result<&Linker<P1State>> {
+        if let Some(linker) = self.p1.get() {
+            return Ok(linker);
+        }
+        let mut p1 = Linker::new(&self.engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)?;
+        // wasmtime-wasi turns `proc_exit(n)` with n outside [0, 126) into an untyped error
+        // that loses `n`, so `exit(255)` would be reported as a trap: keep every code.
+        p1.allow_shadowing(true);
+        p1.func_wrap(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            |_: wasmtime::Caller<'_, P1State>, code: i32| -> wasmtime::Result<()> {
+                Err(wasmtime_wasi::I32Exit(code).into())
+            },
+        )?;
+        p1.allow_shadowing(false);
+        Ok(self.p1.get_or_init(|| p1))
+    }
+
+    /// The linker for components (WASI 0.2, wasi:http and the typed hook world).
+    pub(crate) fn p2(&self) -> wasmtime::Result<&component::Linker<P2State>> {
+        if let Some(linker) = self.p2.get() {
+            return Ok(linker);
+        }
+        let mut p2 = component::Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2)?;
+        // Name lookups under the hook's network policy, and wasi:http (whose requests the
+        // policy checks too: `P2State`'s `HttpPolicy`).
+        network::add_to_linker(&mut p2)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut p2)?;
+        // The typed hook world's `types` interface has only types: an empty instance.
+        p2.instance(typed::TYPES_INTERFACE)?;
+        Ok(self.p2.get_or_init(|| p2))
     }
 }
 
