@@ -13,6 +13,11 @@
 //! - `2N x spawn /bin/true`: `std::process::Command` directly, sequentially.
 //! - `2N x HookRuntime::run noop`: the wasm hook calls alone, sequentially.
 //!
+//! With `WASMHOOK_BENCH_PODS=P` it runs the node-shaped scenario instead: P pods of 5
+//! containers each (`sleep 1000`, `noop.wat` as postStart and preStop of every container),
+//! all started at once on one engine; start = until every container of every pod is running
+//! with its postStart reported, stop = all pods stopped; peak RSS as below.
+//!
 //! Peak RSS is VmHWM of this process, reset before each scenario through
 //! `/proc/self/clear_refs` (when the kernel allows it; otherwise it is the running peak).
 //!
@@ -47,9 +52,13 @@ fn noop_path() -> PathBuf {
 }
 
 fn pod_yaml(n: usize, hooks: bool) -> String {
+    named_pod_yaml("bench", n, hooks)
+}
+
+fn named_pod_yaml(name: &str, n: usize, hooks: bool) -> String {
     let noop = noop_path();
-    let mut y = String::from(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bench\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n",
+    let mut y = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n",
     );
     for i in 0..n {
         y.push_str(&format!(
@@ -228,6 +237,110 @@ async fn wasm_calls(rt: &HookRuntime, calls: usize) -> Sample {
     }
 }
 
+/// Containers per pod in the many-pods scenario.
+const CONTAINERS_PER_POD: usize = 5;
+
+/// `pods` pods of [`CONTAINERS_PER_POD`] containers with wasm postStart and preStop hooks,
+/// started at once on `engine`, then stopped at once.
+async fn run_pods(engine: &Engine, pods: usize) -> Sample {
+    let n = CONTAINERS_PER_POD;
+    let manifests: Vec<_> = (0..pods)
+        .map(|i| {
+            let yaml = named_pod_yaml(&format!("bench-{i}"), n, true);
+            manifest::load_str(&yaml, Path::new("bench.yaml"), &LoadOptions::default())
+                .unwrap_or_else(|e| panic!("bench manifest: {e}"))
+                .remove(0)
+        })
+        .collect();
+    reset_peak_rss();
+    let t0 = Instant::now();
+    let mut running = Vec::new();
+    for pod in &manifests {
+        let (recorder, mut rx) = wasmhook::events::Recorder::channel();
+        let handle = engine.start_pod(pod, recorder);
+        let up = tokio::spawn(async move {
+            let (mut started, mut post_start) = (0, 0);
+            while started < n || post_start < n {
+                match rx.recv().await.expect("pod ended before it was running") {
+                    Record::Event(e) if e.reason == reason::STARTED => started += 1,
+                    Record::Hook(h) if h.hook == "postStart" => {
+                        assert!(h.error.is_none(), "postStart hook failed: {:?}", h.error);
+                        post_start += 1;
+                    }
+                    _ => {}
+                }
+            }
+            rx
+        });
+        running.push((handle, up));
+    }
+    let mut receivers = Vec::new();
+    for (_, up) in &mut running {
+        receivers.push(up.await.expect("pod watcher"));
+    }
+    let start = t0.elapsed();
+    let t1 = Instant::now();
+    for (handle, _) in &running {
+        handle.stop(Some(2));
+    }
+    for (handle, _) in running {
+        assert!(
+            handle.wait().await.stopped_cleanly(),
+            "a pod needed SIGKILL"
+        );
+    }
+    let stop = t1.elapsed();
+    drop(receivers);
+    Sample {
+        start,
+        stop,
+        peak_mib: peak_rss_mib(),
+    }
+}
+
+/// The many-pods scenario (`WASMHOOK_BENCH_PODS`): prints its rows and returns.
+fn many_pods(tokio: &tokio::runtime::Runtime, engine: &Engine, pods: usize, rounds: usize) {
+    let samples: Vec<Sample> = tokio.block_on(async {
+        run_pods(engine, 1).await; // warm-up: compile noop.wat, start the spawner
+        let mut v = Vec::new();
+        for round in 0..rounds {
+            eprintln!("round {}/{rounds} ({pods} pods)", round + 1);
+            v.push(run_pods(engine, pods).await);
+        }
+        v
+    });
+    let s = median(samples);
+    let per_pod = |d: Duration| ms(d) * 1e3 / pods as f64;
+    println!(
+        "\n{pods} pods x {CONTAINERS_PER_POD} containers, wasm postStart + preStop; median of {rounds} rounds\n"
+    );
+    println!("| scenario | total (ms) | per pod (µs) |");
+    println!("|---|---:|---:|");
+    println!(
+        "| start, until all running | {:.1} | {:.0} |",
+        ms(s.start),
+        per_pod(s.start)
+    );
+    println!(
+        "| stop, all at once | {:.1} | {:.0} |",
+        ms(s.stop),
+        per_pod(s.stop)
+    );
+    println!("| peak RSS (MiB) | {:.1} | |", s.peak_mib);
+    if common::lines_mode() {
+        let g = "pods";
+        let name = format!("P={pods:>3} pods x {CONTAINERS_PER_POD}, start until all running");
+        let note = format!("{:.0} µs per pod", per_pod(s.start));
+        common::emit_value(g, &name, ms(s.start), "ms", "", &note);
+        let name = format!("P={pods:>3} pods x {CONTAINERS_PER_POD}, stop all");
+        let note = format!("{:.0} µs per pod", per_pod(s.stop));
+        common::emit_value(g, &name, ms(s.stop), "ms", "", &note);
+        let name = format!("P={pods:>3} pods x {CONTAINERS_PER_POD}, peak RSS");
+        let note = format!("{:.1} KiB per pod", s.peak_mib * 1024.0 / pods as f64);
+        common::emit_value(g, &name, s.peak_mib, "MiB", "", &note);
+    }
+}
+
 fn median(mut v: Vec<Sample>) -> Sample {
     let mid = v.len() / 2;
     v.sort_by_key(|s| s.start);
@@ -254,12 +367,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let pods = std::env::var("WASMHOOK_BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
     let rss_resettable = reset_peak_rss();
     // The native baselines once more before any wasm engine exists: process spawning gets
     // slower as this process's address space grows (see benches/README.md).
     let maps_before = mappings();
-    let execs_pre = tokio.block_on(backend_execs(calls));
-    let spawned_pre = spawns(calls);
+    let pre_calls = if pods.is_some() { 1 } else { calls };
+    let execs_pre = tokio.block_on(backend_execs(pre_calls));
+    let spawned_pre = spawns(pre_calls);
 
     // All preStop hooks start at once; calls beyond the pool queue for a slot, so the pool is
     // sized as `wasmhook run` sizes it (for concurrency, not for N).
@@ -281,6 +398,11 @@ fn main() {
         Handlers::new(rt.clone()),
         EngineConfig::default(),
     );
+
+    if let Some(pods) = pods {
+        many_pods(&tokio, &engine, pods.max(1), rounds);
+        return;
+    }
 
     let mut plain = Vec::new();
     let mut hooked = Vec::new();
