@@ -51,6 +51,7 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
         let listen = config.listen.clone();
         let upstream = config.runtime_endpoint.clone();
         let activated = inherited.is_some();
+        let shutdown = shutdown_signal();
         let proxy = match inherited {
             Some(l) => CriProxy::from_listener(config, rt, l).await,
             None => CriProxy::bind(config, rt).await,
@@ -63,7 +64,7 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
             metrics = ?proxy.metrics_addr(),
             "wasmhook cri: relaying to the runtime; wasm ExecSync runs here"
         );
-        proxy.serve(shutdown_signal()).await;
+        proxy.serve(shutdown).await;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -104,18 +105,24 @@ fn inherited_socket() -> Result<Option<std::os::unix::net::UnixListener>, CliErr
     }))
 }
 
-/// SIGTERM (systemd's stop) or SIGINT.
-async fn shutdown_signal() {
+/// SIGTERM (systemd's stop) or SIGINT. The handlers are installed by this call, not when
+/// the future is first polled: the proxy may answer calls (on other worker threads) before
+/// its serve loop polls the shutdown future, and a SIGTERM then must not be the default,
+/// fatal one.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers, run until killed.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without signal handlers, run until killed.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

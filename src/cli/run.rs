@@ -127,6 +127,12 @@ async fn run_pods(
     let engine = Engine::new(backend, Handlers::new(rt), config);
     let (recorder, records) = Recorder::channel();
     let printer = tokio::spawn(print_records(records, log_rx, args.output));
+    // Handlers installed before any pod starts: a signal from then on stops the pods
+    // gracefully, never by its default (fatal) action.
+    let signals = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
     let handles: Vec<_> = pods
         .iter()
         .map(|p| engine.start_pod(p, recorder.clone()))
@@ -138,10 +144,7 @@ async fn run_pods(
     let controller = {
         let stops: Vec<_> = handles.iter().map(|h| h.stop_handle()).collect();
         tokio::spawn(async move {
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
+            let (Ok(mut int), Ok(mut term)) = signals else {
                 return;
             };
             let timer = async {

@@ -268,10 +268,18 @@ impl CriProxy {
 /// Create the listening socket: parent directory created, a stale socket (nobody
 /// listening) replaced, mode 0660. A live socket is not taken over: another proxy is
 /// running there.
+///
+/// The socket never exists at `path` with any other mode: it is bound inside a private
+/// (0700) directory beside `path`, given its mode there, and renamed into place. Binding
+/// at `path` and then changing the mode would leave a window in which anyone the umask
+/// lets in could connect (and a kubelet could see the wrong mode); the umask itself is
+/// process-wide, so narrowing it around `bind` is not safe with other threads running.
 fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(std::io::Error::new(
@@ -281,7 +289,12 @@ fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let private = tempfile::Builder::new()
+        .prefix(".wasmhook-bind-")
+        .tempdir_in(dir)?;
+    let staged = private.path().join("sock");
+    let listener = UnixListener::bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o660))?;
+    std::fs::rename(&staged, path)?;
     Ok(listener)
 }
