@@ -7,7 +7,10 @@
 //! - `pod, no hooks`: start (until N `Started` events) and stop (`stop(Some(2))` + `wait`).
 //! - `pod, wasm postStart + preStop`: the same pod, every container with `noop.wat` as exec
 //!   postStart and preStop hook (absolute path). Start waits for N `Started` events and N
-//!   postStart hook reports. The hook cost is the difference to the row above.
+//!   postStart hook reports. The difference to the row above is what the hooks add to the
+//!   pod; each hook's own cost in the pod is the duration its report carries (median of all
+//!   reports, against the bare calls below), which the difference of two whole pods is too
+//!   noisy to resolve.
 //! - `2N x ProcessBackend::exec /bin/true`: the kubelet-style native exec path of our process
 //!   backend, on one running `sleep` container, sequentially.
 //! - `2N x spawn /bin/true`: `std::process::Command` directly, sequentially.
@@ -102,7 +105,21 @@ struct Sample {
     peak_mib: f64,
 }
 
-async fn run_pod(engine: &Engine, n: usize, hooks: bool) -> Sample {
+/// The durations hook reports carried, by hook.
+#[derive(Default)]
+struct HookDurations {
+    post_start: Vec<Duration>,
+    pre_stop: Vec<Duration>,
+}
+
+/// One pod of `n` containers started and stopped; the durations its hook reports carry are
+/// appended to `hook_durations`.
+async fn run_pod(
+    engine: &Engine,
+    n: usize,
+    hooks: bool,
+    hook_durations: &mut HookDurations,
+) -> Sample {
     let yaml = pod_yaml(n, hooks);
     let pods = manifest::load_str(&yaml, Path::new("bench.yaml"), &LoadOptions::default())
         .unwrap_or_else(|e| panic!("bench manifest: {e}"));
@@ -123,6 +140,7 @@ async fn run_pod(engine: &Engine, n: usize, hooks: bool) -> Sample {
             }
             Record::Hook(h) if h.hook == "postStart" => {
                 assert!(h.error.is_none(), "postStart hook failed: {:?}", h.error);
+                hook_durations.post_start.push(h.duration);
                 post_start += 1;
             }
             _ => {}
@@ -138,6 +156,7 @@ async fn run_pod(engine: &Engine, n: usize, hooks: bool) -> Sample {
         if let Record::Hook(h) = r {
             if h.hook == "preStop" {
                 assert!(h.error.is_none(), "preStop hook failed: {:?}", h.error);
+                hook_durations.pre_stop.push(h.duration);
                 pre_stop += 1;
             }
         }
@@ -409,13 +428,16 @@ fn main() {
     let mut execs = Vec::new();
     let mut spawned = Vec::new();
     let mut wasm = Vec::new();
+    // What each hook of the hooked pods took, as its report says: module lookup, the call's
+    // environment and limits, the pool slot, the call and its output.
+    let mut in_pod = HookDurations::default();
     tokio.block_on(async {
         // Warm-up: compile noop.wat into the runtime's memory cache, start the spawner.
-        run_pod(&engine, 1, true).await;
+        run_pod(&engine, 1, true, &mut HookDurations::default()).await;
         for round in 0..rounds {
             eprintln!("round {}/{rounds} (N = {n})", round + 1);
-            plain.push(run_pod(&engine, n, false).await);
-            hooked.push(run_pod(&engine, n, true).await);
+            plain.push(run_pod(&engine, n, false, &mut HookDurations::default()).await);
+            hooked.push(run_pod(&engine, n, true, &mut in_pod).await);
             execs.push(backend_execs(calls).await);
             spawned.push(spawns(calls));
             wasm.push(wasm_calls(&rt, calls).await);
@@ -488,6 +510,23 @@ fn main() {
         ms(execs.start) / ms(wasm.start),
         ms(spawned.start) / ms(wasm.start)
     );
+    let bare_call_us = ms(wasm.start) * 1e3 / calls as f64;
+    let reported = [
+        ("postStart", std::mem::take(&mut in_pod.post_start)),
+        ("preStop", std::mem::take(&mut in_pod.pre_stop)),
+    ]
+    .map(|(hook, mut d)| {
+        d.sort();
+        let us = |q: usize| d.get(d.len() * q / 100).map(|d| d.as_secs_f64() * 1e6);
+        (hook, d.len(), us(50), us(99))
+    });
+    for (hook, count, median, _) in &reported {
+        if let Some(median) = median {
+            println!(
+                "\na {hook} hook in the pod (its report's duration, median of {count}): {median:.1} µs; bare call {bare_call_us:.1} µs"
+            );
+        }
+    }
     if common::lines_mode() {
         let g = "scale";
         let plain_name = format!("N={n:>4}, pod start, no hooks");
@@ -517,6 +556,13 @@ fn main() {
         let per = |s: &Sample| ms(s.start) * 1e3 / calls as f64;
         let wasm_name = format!("N={n:>4}, {calls} sequential HookRuntime::run noop");
         common::emit_value(g, &wasm_name, per(&wasm), "µs/call", "", "");
+        for (hook, count, median, p99) in reported {
+            if let (Some(median), Some(p99)) = (median, p99) {
+                let name = format!("N={n:>4}, a {hook} hook in the pod (its report, median)");
+                let note = format!("{count} reports; p99 {p99:.1} µs");
+                common::emit_value(g, &name, median, "µs/call", &wasm_name, &note);
+            }
+        }
         let name = format!("N={n:>4}, {calls} sequential ProcessBackend::exec /bin/true");
         common::emit_value(g, &name, per(&execs), "µs/call", &wasm_name, "");
         let note = format!("{rounds} round(s), median");
