@@ -104,6 +104,19 @@ async fn first_line(logs: &mut UnboundedReceiver<LogLine>, container: &str) -> S
         .clone()
 }
 
+/// A running container `app` (`sleep 1000`, after it printed a first line) in a new sandbox.
+async fn running_sleeper(f: &mut Fixture) -> ContainerId {
+    let b = &f.backend;
+    let sb = sandbox(b).await;
+    let id = b
+        .create_container(&sb, &sh("app", "echo up; exec sleep 1000"))
+        .await
+        .unwrap();
+    b.start_container(&id).await.unwrap();
+    first_line(&mut f.logs, "app").await;
+    id
+}
+
 fn texts(lines: &[LogLine], stream: LogStream) -> Vec<String> {
     lines
         .iter()
@@ -870,14 +883,8 @@ async fn children_start_with_default_signal_state() {
     let _sigint =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).unwrap();
     let mut f = fixture();
+    let id = running_sleeper(&mut f).await;
     let b = &f.backend;
-    let sb = sandbox(b).await;
-    let id = b
-        .create_container(&sb, &sh("app", "echo up; exec sleep 1000"))
-        .await
-        .unwrap();
-    b.start_container(&id).await.unwrap();
-    first_line(&mut f.logs, "app").await;
     let out = b
         .exec(&id, &["cat".into(), "/proc/self/status".into()], BOUND)
         .await
@@ -910,14 +917,8 @@ async fn children_inherit_no_descriptors() {
         LEAKY
     );
     let mut f = fixture();
+    let id = running_sleeper(&mut f).await;
     let b = &f.backend;
-    let sb = sandbox(b).await;
-    let id = b
-        .create_container(&sb, &sh("app", "echo up; exec sleep 1000"))
-        .await
-        .unwrap();
-    b.start_container(&id).await.unwrap();
-    first_line(&mut f.logs, "app").await;
     let script = format!("if [ -e /proc/self/fd/{LEAKY} ]; then echo leaked; else echo clean; fi");
     let out = b
         .exec(&id, &["sh".into(), "-c".into(), script], BOUND)
