@@ -512,8 +512,8 @@ fn main() {
     );
     let bare_call_us = ms(wasm.start) * 1e3 / calls as f64;
     let reported = [
-        ("postStart", std::mem::take(&mut in_pod.post_start)),
-        ("preStop", std::mem::take(&mut in_pod.pre_stop)),
+        ("postStart", in_pod.post_start),
+        ("preStop", in_pod.pre_stop),
     ]
     .map(|(hook, mut d)| {
         d.sort();

@@ -51,7 +51,8 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
         let listen = config.listen.clone();
         let upstream = config.runtime_endpoint.clone();
         let activated = inherited.is_some();
-        let shutdown = shutdown_signal();
+        // Before the proxy serves: see `StopSignals`.
+        let signals = super::StopSignals::install();
         let proxy = match inherited {
             Some(l) => CriProxy::from_listener(config, rt, l).await,
             None => CriProxy::bind(config, rt).await,
@@ -64,7 +65,15 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
             metrics = ?proxy.metrics_addr(),
             "wasmhook cri: relaying to the runtime; wasm ExecSync runs here"
         );
-        proxy.serve(shutdown).await;
+        proxy
+            .serve(async move {
+                match signals {
+                    Some(mut s) => s.recv().await,
+                    // Without signal handlers, run until killed.
+                    None => std::future::pending().await,
+                }
+            })
+            .await;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -103,26 +112,4 @@ fn inherited_socket() -> Result<Option<std::os::unix::net::UnixListener>, CliErr
     Ok(Some(unsafe {
         std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START)
     }))
-}
-
-/// SIGTERM (systemd's stop) or SIGINT. The handlers are installed by this call, not when
-/// the future is first polled: the proxy may answer calls (on other worker threads) before
-/// its serve loop polls the shutdown future, and a SIGTERM then must not be the default,
-/// fatal one.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let handlers = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        let (Ok(mut term), Ok(mut int)) = handlers else {
-            // Without signal handlers, run until killed.
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
 }

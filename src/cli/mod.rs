@@ -103,6 +103,34 @@ pub(crate) fn runtime(
         .map_err(|e| CliError::Failed(format!("cannot create the wasm engine: {e}")))
 }
 
+/// SIGINT and SIGTERM, caught from the moment [`StopSignals::install`] returns, not from the
+/// first poll of a future: a command may already be serving calls or starting pods on other
+/// worker threads before it waits for a signal, and a signal then must be delivered here,
+/// never by its default (fatal) action. Must be called inside the tokio runtime.
+pub(crate) struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Install the handlers; `None` when the process cannot (then only a kill stops it).
+    pub(crate) fn install() -> Option<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Some(StopSignals {
+            int: signal(SignalKind::interrupt()).ok()?,
+            term: signal(SignalKind::terminate()).ok()?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM.
+    pub(crate) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
 /// The async runtime of a command (`multi`: a worker per core, else one thread).
 pub(crate) fn tokio_runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
     let mut b = if multi {

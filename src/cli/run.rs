@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::error::{message, warn, CliError, CliResult};
@@ -127,12 +126,8 @@ async fn run_pods(
     let engine = Engine::new(backend, Handlers::new(rt), config);
     let (recorder, records) = Recorder::channel();
     let printer = tokio::spawn(print_records(records, log_rx, args.output));
-    // Handlers installed before any pod starts: a signal from then on stops the pods
-    // gracefully, never by its default (fatal) action.
-    let signals = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    );
+    // Before any pod starts: see `StopSignals`.
+    let signals = super::StopSignals::install();
     let handles: Vec<_> = pods
         .iter()
         .map(|p| engine.start_pod(p, recorder.clone()))
@@ -144,7 +139,7 @@ async fn run_pods(
     let controller = {
         let stops: Vec<_> = handles.iter().map(|h| h.stop_handle()).collect();
         tokio::spawn(async move {
-            let (Ok(mut int), Ok(mut term)) = signals else {
+            let Some(mut signals) = signals else {
                 return;
             };
             let timer = async {
@@ -154,17 +149,13 @@ async fn run_pods(
                 }
             };
             tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+                _ = signals.recv() => {}
                 _ = timer => {}
             }
             for s in &stops {
                 s.stop(grace);
             }
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            signals.recv().await;
             message("second interrupt, killing now");
             for s in &stops {
                 s.kill();
