@@ -274,13 +274,15 @@ impl Pod {
         }
     }
 
-    /// Set `ready` of container `idx` (of instance `id` when turning ready) and report a
-    /// change.
+    /// Set `ready` of container `idx` and report a change. Only a running instance `id`
+    /// turns ready: a probe that was in flight when its container exited must not make the
+    /// exited container ready again.
     fn set_ready(&self, idx: usize, id: &ContainerId, ready: bool) {
         let change = {
             let mut st = self.state();
             let slot = &st.containers[idx];
-            if slot.status.ready == ready || (ready && slot.id.as_ref() != Some(id)) {
+            let is_instance = slot.running && slot.id.as_ref() == Some(id);
+            if slot.status.ready == ready || (ready && !is_instance) {
                 return;
             }
             st.containers[idx].status.ready = ready;
