@@ -231,6 +231,7 @@ fn ctx() -> HookContext {
             ports: vec![],
             env: vec![],
             mounts: vec![],
+            instance: None,
         },
         settings: HookSettings {
             timeout: Duration::from_secs(10),

@@ -15,15 +15,22 @@ const RULES: &[(&str, &[&str])] = &[
     ("events", &[]),
     ("manifest", &["hook", "events"]),
     ("wasm", &["hook", "events"]),
-    ("handlers", &["hook", "wasm", "events"]),
-    ("probe", &["hook", "grpc", "wasm", "handlers", "events"]),
+    // `backend` for the container an exec handler runs in (lookup, native exec).
+    ("handlers", &["hook", "wasm", "backend", "events"]),
+    (
+        "probe",
+        &["hook", "grpc", "wasm", "handlers", "backend", "events"],
+    ),
     ("backend", &["events"]),
     (
         "engine",
         &["backend", "handlers", "probe", "hook", "manifest", "events"],
     ),
     // The CRI front: beside the engine, never below it.
-    ("cri", &["hook", "grpc", "wasm", "manifest", "events"]),
+    (
+        "cri",
+        &["hook", "grpc", "wasm", "handlers", "manifest", "events"],
+    ),
     (
         "cli",
         &[

@@ -964,3 +964,77 @@ spec:
         );
     }
 }
+
+/// `command[0]` is looked up in the container first: a module on a volume of the container
+/// (not on the host at that path) runs as wasm, read through the container's root; a shell
+/// command runs natively through `runc exec`, inside the container's namespaces (its
+/// hostname is the pod's), and its report says so.
+#[test]
+fn modules_in_the_container_and_native_commands() {
+    if !runc_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::copy(
+        root().join("examples/hooks/bin/hello.wat"),
+        hooks.join("hello.wat"),
+    )
+    .unwrap();
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: mixed-hooks}}
+spec:
+  terminationGracePeriodSeconds: 5
+  volumes: [{{name: hooks, hostPath: {{path: "{hooks}"}}}}]
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+    volumeMounts: [{{name: hooks, mountPath: /opt/wasmhook-test-hooks, readOnly: true}}]
+    readinessProbe:
+      exec: {{command: [sh, -c, "test -d /opt/wasmhook-test-hooks"]}}
+      periodSeconds: 1
+    lifecycle:
+      postStart:
+        exec: {{command: [/opt/wasmhook-test-hooks/hello.wat]}}
+      preStop:
+        exec: {{command: [/bin/sh, -c, "echo native; hostname"]}}
+"#,
+            hooks = hooks.display()
+        ),
+    )
+    .unwrap();
+    assert!(!Path::new("/opt/wasmhook-test-hooks").exists());
+    let (records, stdout) = run_pod_json(&pod, "3s");
+    let report = |hook: &str| {
+        records
+            .iter()
+            .find(|r| r["kind"] == "HookResult" && r["hook"] == hook)
+            .unwrap_or_else(|| panic!("no {hook} report\n{stdout}"))
+            .clone()
+    };
+    let post = report("postStart");
+    assert_eq!(post["native"], false, "{stdout}");
+    assert_eq!(
+        hook_output(&records, "app", "postStart"),
+        "hello from a WAT hook\n"
+    );
+    let pre = report("preStop");
+    assert_eq!(pre["native"], true, "{stdout}");
+    assert_eq!(
+        hook_output(&records, "app", "preStop"),
+        "native\nmixed-hooks\n"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "Readiness" && r["ready"] == true),
+        "the native readiness probe never passed\n{stdout}"
+    );
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use wasmhook::handlers::{HookKind, HookSettings, HttpStatusMode};
-use wasmhook::hook::HookNetwork;
-use wasmhook::manifest::annotations::{hook_settings, native_exec_allowed};
+use wasmhook::hook::{ExecPolicy, HookNetwork, HostCommand};
+use wasmhook::manifest::annotations::{exec_policy, hook_settings};
 use wasmhook::manifest::{
     check_files, load_file, load_str, resolve_module, validate, LoadOptions, ManifestError,
     UnknownFields,
@@ -18,11 +18,13 @@ fn fixtures() -> PathBuf {
 }
 
 /// The tests' stand-in for the wasm compiler: anything named `*broken*` fails to compile.
-fn checker(p: &Path) -> Result<(), String> {
+fn checker(p: &Path) -> Result<HostCommand, String> {
     if p.to_string_lossy().contains("broken") {
         Err("failed to compile: expected `(`".to_string())
+    } else if wasmhook::wasm::is_module_file(p) {
+        Ok(HostCommand::Module)
     } else {
-        Ok(())
+        Ok(HostCommand::Native)
     }
 }
 
@@ -298,8 +300,9 @@ fn invalid_manifests_give_the_api_servers_messages() {
 
 #[test]
 fn annotation_errors() {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations:\n    wasmhook.dev/hook-timout: 5s\n    wasmhook.dev/hook-timeout: 5 seconds\n    wasmhook.dev/hook-timeout.app.start: 5s\n    wasmhook.dev/hook-timeout.api: 5s\n    wasmhook.dev/hook-fuel: lots\n    wasmhook.dev/hook-max-memory.app: 64MB\n    wasmhook.dev/hook-network: maybe\n    wasmhook.dev/http-status: loose\n    wasmhook.dev/native-exec: yes\n    wasmhook.dev/hook-fuel.app.preStop.x: \"1\"\n    other.example/ignored: anything\nspec:\n  containers: [{name: app, image: nginx}]\n";
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  annotations:\n    wasmhook.dev/hook-timout: 5s\n    wasmhook.dev/hook-timeout: 5 seconds\n    wasmhook.dev/hook-timeout.app.start: 5s\n    wasmhook.dev/hook-timeout.api: 5s\n    wasmhook.dev/hook-fuel: lots\n    wasmhook.dev/hook-max-memory.app: 64MB\n    wasmhook.dev/hook-network: maybe\n    wasmhook.dev/http-status: loose\n    wasmhook.dev/exec-policy: native\n    wasmhook.dev/hook-fuel.app.preStop.x: \"1\"\n    other.example/ignored: anything\nspec:\n  containers: [{name: app, image: nginx}]\n";
     let want = vec![
+        r#"pod "web": metadata.annotations[wasmhook.dev/exec-policy]: Unsupported value: "native": supported values: "auto", "wasm-only""#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-fuel]: Invalid value: "lots": must be a positive integer"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-fuel.app.preStop.x]: Invalid value: "wasmhook.dev/hook-fuel.app.preStop.x": must be wasmhook.dev/hook-fuel, wasmhook.dev/hook-fuel.<container> or wasmhook.dev/hook-fuel.<container>.<postStart|preStop>"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-max-memory.app]: Invalid value: "64MB": must be a quantity such as 64Mi, 1Gi, 500M or a plain number of bytes"#,
@@ -307,9 +310,8 @@ fn annotation_errors() {
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-timeout]: Invalid value: "5 seconds": must be a duration such as 500ms, 30s, 2m or 1m30s"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-timeout.api]: Not found: "api": no container or init container has this name"#,
         r#"pod "web": metadata.annotations[wasmhook.dev/hook-timeout.app.start]: Unsupported value: "start": supported values: "postStart", "preStop""#,
-        r#"pod "web": metadata.annotations[wasmhook.dev/hook-timout]: Unsupported value: "wasmhook.dev/hook-timout": supported values: "wasmhook.dev/hook-timeout", "wasmhook.dev/hook-fuel", "wasmhook.dev/hook-max-memory", "wasmhook.dev/hook-network", "wasmhook.dev/http-status", "wasmhook.dev/native-exec""#,
+        r#"pod "web": metadata.annotations[wasmhook.dev/hook-timout]: Unsupported value: "wasmhook.dev/hook-timout": supported values: "wasmhook.dev/hook-timeout", "wasmhook.dev/hook-fuel", "wasmhook.dev/hook-max-memory", "wasmhook.dev/hook-network", "wasmhook.dev/http-status", "wasmhook.dev/exec-policy""#,
         r#"pod "web": metadata.annotations[wasmhook.dev/http-status]: Unsupported value: "loose": supported values: "ignore", "strict""#,
-        r#"pod "web": metadata.annotations[wasmhook.dev/native-exec]: Unsupported value: "yes": supported values: "false", "true""#,
     ];
     assert_eq!(rel(errors(yaml)), want);
 }
@@ -551,6 +553,7 @@ fn annotations_most_specific_wins() {
         max_memory: 64 << 20,
         network: HookNetwork::Deny,
         http_status: HttpStatusMode::Ignore,
+        exec_policy: ExecPolicy::Auto,
     };
     let app_post = hook_settings(pod, "app", HookKind::PostStart, &defaults);
     assert_eq!(
@@ -561,6 +564,7 @@ fn annotations_most_specific_wins() {
             max_memory: 1_610_612_736,
             network: HookNetwork::Allow,
             http_status: HttpStatusMode::Ignore,
+            exec_policy: ExecPolicy::Auto,
         }
     );
     let app_pre = hook_settings(pod, "app", HookKind::PreStop, &defaults);
@@ -585,8 +589,11 @@ fn annotations_most_specific_wins() {
         hook_settings(&bare[0].pod, "app", HookKind::PreStop, &defaults),
         defaults
     );
-    assert!(!native_exec_allowed(&bare[0].pod));
-    assert!(!native_exec_allowed(pod));
+    assert_eq!(
+        exec_policy(&bare[0].pod, ExecPolicy::Auto),
+        ExecPolicy::Auto
+    );
+    assert_eq!(exec_policy(pod, ExecPolicy::Auto), ExecPolicy::Auto);
 }
 
 fn pod_yaml_plain() -> String {
@@ -594,12 +601,25 @@ fn pod_yaml_plain() -> String {
 }
 
 #[test]
-fn native_exec_annotation() {
-    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, annotations: {wasmhook.dev/native-exec: \"true\"}}\nspec: {containers: [{name: app, image: i}]}\n";
-    let opts = LoadOptions::default();
-    let pods = load_str(yaml, Path::new("p.yaml"), &opts).unwrap();
-    assert_eq!(validate(&pods[0], &opts, &checker), vec![]);
-    assert!(native_exec_allowed(&pods[0].pod));
+fn exec_policy_annotation_can_only_tighten_the_flag() {
+    let pod_with = |policy: &str| {
+        let yaml = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: web, annotations: {{wasmhook.dev/exec-policy: {policy}}}}}\nspec: {{containers: [{{name: app, image: i}}]}}\n");
+        let opts = LoadOptions::default();
+        let pods = load_str(&yaml, Path::new("p.yaml"), &opts).unwrap();
+        assert_eq!(validate(&pods[0], &opts, &checker), vec![]);
+        pods[0].pod.clone()
+    };
+    let (auto, wasm_only) = (pod_with("auto"), pod_with("wasm-only"));
+    assert_eq!(
+        exec_policy(&wasm_only, ExecPolicy::Auto),
+        ExecPolicy::WasmOnly
+    );
+    assert_eq!(exec_policy(&auto, ExecPolicy::Auto), ExecPolicy::Auto);
+    // A pod cannot loosen the node's policy.
+    assert_eq!(
+        exec_policy(&auto, ExecPolicy::WasmOnly),
+        ExecPolicy::WasmOnly
+    );
 }
 
 #[test]
@@ -700,10 +720,11 @@ fn example_pods_validate() {
     let opts = LoadOptions {
         unknown_fields: UnknownFields::Error,
         hooks_dir: Some(root.join("examples/hooks")),
+        ..LoadOptions::default()
     };
     let exists = |p: &Path| {
         if p.is_file() {
-            Ok(())
+            Ok(HostCommand::Module)
         } else {
             Err("missing".to_string())
         }
@@ -855,6 +876,7 @@ fn exercise(text: &str, source: &Path) {
         LoadOptions {
             unknown_fields: UnknownFields::Warn,
             hooks_dir: Some(fixtures().join("hooks")),
+            ..LoadOptions::default()
         },
     ] {
         match load_str(text, source, &opts) {
@@ -866,7 +888,7 @@ fn exercise(text: &str, source: &Path) {
                     for kind in [HookKind::PostStart, HookKind::PreStop] {
                         let _ = hook_settings(&p.pod, "app", kind, &HookSettings::default());
                     }
-                    let _ = native_exec_allowed(&p.pod);
+                    let _ = exec_policy(&p.pod, ExecPolicy::Auto);
                 }
             }
             Err(e) => {

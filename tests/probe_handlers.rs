@@ -486,7 +486,7 @@ fn module(dir: &Path, name: &str, wat: &str) -> ProbeHandler {
     let path = dir.join(name);
     std::fs::write(&path, wat).unwrap();
     ProbeHandler::Exec {
-        module: path,
+        module: Some(path),
         argv: vec![name.to_owned(), "--check".to_owned()],
     }
 }
@@ -520,7 +520,7 @@ async fn exec_probe_exit_codes_and_output() {
     assert!(o.output.starts_with("wasmhook: trap: "), "{}", o.output);
 
     let missing = ProbeHandler::Exec {
-        module: dir.path().join("missing.wasm"),
+        module: Some(dir.path().join("missing.wasm")),
         argv: vec!["missing.wasm".into()],
     };
     let o = run(missing, &c).await;

@@ -91,7 +91,7 @@ fn engine(rt: HookRuntime) -> Engine {
 
 /// Validate a manifest with the runtime (modules compiled), as `wasmhook run` does.
 fn load_pods(rt: &HookRuntime, manifest: &Path) -> Vec<ManifestPod> {
-    let check = |m: &Path| rt.load_file(m).map(drop).map_err(|e| e.to_string());
+    let check = |m: &Path| wasmhook::handlers::exec::check_host_command(rt, m);
     let report = check_files(&[manifest.to_path_buf()], &LoadOptions::default(), &check);
     assert!(report.is_valid(), "invalid manifest: {:?}", report.errors);
     report.pods

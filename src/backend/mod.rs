@@ -46,7 +46,9 @@ pub enum ErrorKind {
     /// The backend cannot work at all right now: its runtime binary, the process spawner,
     /// the child subreaper. Retrying the same call will not help until the host changes.
     Unavailable,
-    /// Anything else: invalid input, a failed start, an I/O error, a timeout.
+    /// A native exec ran past its timeout (and was killed).
+    DeadlineExceeded,
+    /// Anything else: invalid input, a failed start, an I/O error.
     #[default]
     Other,
 }
@@ -205,6 +207,19 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// Where the commands of a container are found, for looking up a hook's `command[0]` in
+/// the container as its own exec would (see [`crate::handlers::exec::lookup`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRoot {
+    /// The container's root as seen from the host: `/proc/<init pid>/root`, so the
+    /// container's own mounts (volumes) are visible. Paths are resolved inside it.
+    pub root: PathBuf,
+    /// The working directory of the container's processes.
+    pub cwd: String,
+    /// The container's `PATH`, if its environment sets one.
+    pub path: Option<String>,
+}
+
 /// One line a container printed, for `wasmhook run --logs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine {
@@ -249,7 +264,17 @@ pub trait Backend: Send + Sync + 'static {
 
     async fn remove_container(&self, id: &ContainerId) -> Result<()>;
 
-    /// Run `argv` inside the container, the kubelet's native exec path. Bounded by `timeout`.
+    /// Where container `id`'s commands are found when its filesystem is its own (OCI
+    /// backends). `None` when the container sees the host's files (the process backend)
+    /// or is not running.
+    fn command_root(&self, id: &ContainerId) -> Option<CommandRoot> {
+        let _ = id;
+        None
+    }
+
+    /// Run `argv` inside the container, the kubelet's native exec path. Bounded by
+    /// `timeout`: past it the command is killed and the error is
+    /// [`ErrorKind::DeadlineExceeded`].
     async fn exec(
         &self,
         id: &ContainerId,

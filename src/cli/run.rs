@@ -29,6 +29,7 @@ use crate::events::{
     render_text, Record, Recorder,
 };
 use crate::handlers::Handlers;
+use crate::hook::HookSettings;
 use crate::manifest::parse_go_duration;
 use crate::wasm::HookRuntime;
 
@@ -81,7 +82,10 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> CliResult {
         .map_err(|e| CliError::Usage(format!("--backoff-scale {e}")))?;
     let limits = args.limits.limits();
     let rt = args.pool.runtime(cache, limits.clone())?;
-    let report = check(&args.files, &args.manifest, &rt);
+    let opts = args
+        .manifest
+        .load_options(args.backend == BackendKind::Runc);
+    let report = check(&args.files, &opts, &rt);
     report.warnings.iter().for_each(warn);
     if !report.is_valid() {
         return Err(CliError::InvalidManifest(report.errors));
@@ -92,7 +96,10 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> CliResult {
     }
     let runtime = super::tokio_runtime(true)?;
     let config = EngineConfig {
-        hook_defaults: limits.hook_settings(),
+        hook_defaults: HookSettings {
+            exec_policy: args.manifest.exec_policy,
+            ..limits.hook_settings()
+        },
         hooks_dir: args.manifest.hooks_dir.clone(),
         backoff,
     };

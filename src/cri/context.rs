@@ -26,10 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 use super::proto::{self, path};
-use super::resolve;
 use super::upstream::Upstream;
 use crate::events::PodRef;
 use crate::grpc::Status;
+use crate::handlers::exec::lookup;
 use crate::lock;
 
 /// A container volume as hooks see it: the directory at its container path.
@@ -345,7 +345,7 @@ fn open_netns(pid: u32) -> std::io::Result<Option<OwnedFd>> {
 /// `HOME` as runc sets it when the spec has none: the user's entry in the container's
 /// `/etc/passwd`.
 fn home_of(root: &OwnedFd, uid: u32) -> Option<String> {
-    let fd = resolve::open_in_root(root, "/etc/passwd", OFlags::RDONLY).ok()?;
+    let fd = lookup::open_in_root(root, "/etc/passwd", OFlags::RDONLY).ok()?;
     let text = std::io::read_to_string(std::fs::File::from(fd)).ok()?;
     text.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();

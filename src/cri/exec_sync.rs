@@ -28,9 +28,9 @@ use rustix::fs::OFlags;
 use super::context::ContainerView;
 use super::metrics::Outcome;
 use super::proto::{ExecSyncRequest, ExecSyncResponse};
-use super::resolve::{self, CommandKind};
 use super::{status, Shared};
 use crate::grpc::{self, Body};
+use crate::handlers::exec::lookup::{self, CommandKind};
 use crate::hook::{HookKind, HookSettings};
 use crate::wasm::{call_env, ExecStatus, Invocation, Limits, Preopen};
 
@@ -51,7 +51,7 @@ pub(super) async fn answer(p: &Shared, body: Bytes) -> Option<Response<Body>> {
         }
     };
     p.metrics.set_cached_containers(p.contexts.cached());
-    let found = resolve::find_command(&view.root, cmd0, &view.cwd, view.env_var("PATH"));
+    let found = lookup::find_command(&view.root, cmd0, &view.cwd, view.env_var("PATH"));
     let found = match found {
         Ok(f) if is_module(&f) => f,
         _ => {
@@ -89,9 +89,9 @@ pub(super) async fn answer(p: &Shared, body: Bytes) -> Option<Response<Body>> {
     })
 }
 
-fn is_module(f: &resolve::Found) -> bool {
+fn is_module(f: &lookup::Found) -> bool {
     matches!(
-        resolve::command_kind(&f.file, &f.path),
+        lookup::command_kind(&f.file, &f.path),
         Ok(CommandKind::Wasm | CommandKind::Wat)
     )
 }
@@ -130,7 +130,7 @@ fn invocation(
     let mut held = Vec::new();
     let mut preopens = Vec::new();
     for m in &view.mounts {
-        match resolve::open_in_root(&view.root, &m.destination, OFlags::PATH | OFlags::DIRECTORY) {
+        match lookup::open_in_root(&view.root, &m.destination, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(fd) => {
                 preopens.push(Preopen {
                     host: ContainerView::fd_path(&fd),

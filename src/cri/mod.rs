@@ -33,7 +33,6 @@ pub mod metrics;
 mod modules;
 mod proto;
 pub mod relay;
-pub mod resolve;
 mod route;
 pub mod status;
 

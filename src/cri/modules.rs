@@ -23,8 +23,7 @@ use tokio::sync::OnceCell;
 use crate::lock;
 use crate::wasm::{HookModule, HookRuntime};
 
-/// The largest module file read from a container.
-pub const MAX_MODULE_SIZE: u64 = 256 << 20;
+pub use crate::handlers::exec::MAX_MODULE_SIZE;
 
 /// Entries kept before the table is cleared (modules stay in the runtime's content cache).
 const MAX_ENTRIES: usize = 4096;

@@ -11,7 +11,8 @@ use super::status::ContainerRole;
 use super::EngineConfig;
 use crate::backend::{ContainerSpec, Mount, Sandbox, VolumeSource, VolumeSpec};
 use crate::events::PodRef;
-use crate::handlers::{Hook, HookMount, HookTarget};
+use crate::handlers::exec::is_module_file;
+use crate::handlers::{ContainerHandle, Hook, HookMount, HookTarget};
 use crate::hook::{HookKind, HookSettings};
 use crate::manifest::{annotations, resolve_module, ManifestPod};
 use crate::probe::{ProbeHandler, ProbeKind};
@@ -140,6 +141,13 @@ pub fn plan(mp: &ManifestPod, config: &EngineConfig) -> PodPlan {
         })
         .collect();
     let hooks_dir = config.hooks_dir.as_deref();
+    // `command[0]` as a module file on the host, if it names one (else it is looked up in
+    // the container, or runs natively: `handlers::exec`).
+    let host_module = |m: &str| {
+        resolve_module(m, mp.manifest_dir(), hooks_dir)
+            .ok()
+            .filter(|p| is_module_file(p))
+    };
     let plan_container = |c: &Container, role: ContainerRole| -> ContainerPlan {
         let env = resolve_env(
             &c.env
@@ -160,10 +168,7 @@ pub fn plan(mp: &ManifestPod, config: &EngineConfig) -> PodPlan {
                 HookKind::PostStart => l?.post_start.as_ref()?,
                 HookKind::PreStop => l?.pre_stop.as_ref()?,
             };
-            let hook = Hook::from_k8s(handler, |m| {
-                resolve_module(m, mp.manifest_dir(), hooks_dir).unwrap_or_else(|_| m.into())
-            })
-            .ok()?;
+            let hook = Hook::from_k8s(handler, host_module).ok()?;
             let mut settings =
                 annotations::hook_settings(pod, &c.name, kind, &config.hook_defaults);
             if kind == HookKind::PreStop {
@@ -174,9 +179,7 @@ pub fn plan(mp: &ManifestPod, config: &EngineConfig) -> PodPlan {
         };
         let probe = |kind: ProbeKind, p: Option<&Probe>| -> Option<ProbePlan> {
             let p = p?;
-            let handler = ProbeHandler::from_k8s(p, |m| {
-                resolve_module(m, mp.manifest_dir(), hooks_dir).unwrap_or_else(|_| m.into())
-            })?;
+            let handler = ProbeHandler::from_k8s(p, host_module)?;
             let seconds = |n: Option<i32>, default: i32| {
                 Duration::from_secs(u64::try_from(n.unwrap_or(default)).unwrap_or(0))
             };
@@ -307,9 +310,16 @@ impl ContainerPlan {
         }
     }
 
-    /// What this container's hooks run against.
-    pub fn hook_target(&self, pod: &PodRef, sandbox: &Sandbox, kind: HookKind) -> HookTarget {
+    /// What this container's hooks (and probes) run against: its running `instance`.
+    pub fn hook_target(
+        &self,
+        pod: &PodRef,
+        sandbox: &Sandbox,
+        kind: HookKind,
+        instance: ContainerHandle,
+    ) -> HookTarget {
         HookTarget {
+            instance: Some(instance),
             pod: pod.clone(),
             container: self.name.clone(),
             kind,

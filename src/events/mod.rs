@@ -105,6 +105,8 @@ pub struct HookReport {
     /// What an exec hook printed (bounded, with a truncation marker).
     pub output: Vec<u8>,
     pub duration: std::time::Duration,
+    /// An exec hook that ran as a native command in the container (not sandboxed).
+    pub native: bool,
 }
 
 /// A container's readiness changed (its readiness probe, its start, its exit), with the

@@ -54,8 +54,9 @@ pub fn render_text(event: &Event, color: bool) -> String {
 }
 
 /// A hook report as one JSON object:
-/// `{"kind": "HookResult", "timestamp", "pod", "container", "hook", "handler", "success",
-/// "error", "output", "durationMs"}`.
+/// `{"kind": "HookResult", "timestamp", "pod", "container", "hook", "handler", "native",
+/// "success", "error", "output", "durationMs"}` (`native`: an exec hook that ran as a native
+/// command in the container, not as wasm).
 pub fn render_hook_json(r: &HookReport) -> String {
     serde_json::json!({
         "kind": "HookResult",
@@ -64,6 +65,7 @@ pub fn render_hook_json(r: &HookReport) -> String {
         "container": r.container,
         "hook": r.hook,
         "handler": r.handler,
+        "native": r.native,
         "success": r.error.is_none(),
         "error": r.error,
         "output": String::from_utf8_lossy(&r.output),
@@ -78,8 +80,9 @@ pub fn render_hook_text(r: &HookReport) -> String {
         None => "ok".to_string(),
         Some(_) => "FAILED".to_string(),
     };
+    let native = if r.native { " (native)" } else { "" };
     let mut out = format!(
-        "{:>14}  hook {} {} of pod/{}/{}: {verdict} in {:.1?}",
+        "{:>14}  hook {} {}{native} of pod/{}/{}: {verdict} in {:.1?}",
         "", r.hook, r.handler, r.pod, r.container, r.duration
     );
     if let Some(e) = &r.error {

@@ -1,5 +1,6 @@
-//! Running one lifecycle handler: `exec` (a WebAssembly module, see [`crate::wasm`]),
-//! `httpGet`, `tcpSocket` and `sleep` (in the host, async).
+//! Running one lifecycle handler: `exec` (a WebAssembly module, see [`crate::wasm`]; a
+//! command that is not one runs natively in the container, see [`exec`]), `httpGet`,
+//! `tcpSocket` and `sleep` (in the host, async).
 //!
 //! The engine calls [`Handlers::run`] and does not care which kind of handler it is. Every
 //! handler returns a [`HookOutcome`]: `Ok` or the full failure message in the kubelet's format
@@ -17,12 +18,14 @@ pub mod tcp;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{HTTPGetAction, SleepAction, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::{Backend, ContainerId};
 use crate::events::{Event, PodRef};
 use crate::wasm::HookRuntime;
 
@@ -57,6 +60,26 @@ pub struct HookTarget {
     /// The pod's network namespace, when the backend gives it one: httpGet and tcpSocket
     /// connect from inside it (see [`tcp::dial`]).
     pub netns: Option<PathBuf>,
+    /// The running container, where an exec handler's `command[0]` is looked up first and
+    /// where a command that is not wasm runs. `None` outside a pod (`wasmhook hook run`):
+    /// then only modules run.
+    pub instance: Option<ContainerHandle>,
+}
+
+/// A running container as its backend knows it.
+#[derive(Clone)]
+pub struct ContainerHandle {
+    pub backend: Arc<dyn Backend>,
+    pub id: ContainerId,
+}
+
+impl std::fmt::Debug for ContainerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerHandle")
+            .field("backend", &self.backend.name())
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// Everything one handler run needs besides the handler itself.
@@ -71,9 +94,10 @@ pub struct HookContext {
 /// A lifecycle handler ready to run. Built from a `LifecycleHandler` by [`Hook::from_k8s`].
 #[derive(Clone, Debug)]
 pub enum Hook {
-    /// `exec`: `command[0]` resolved to a module file; `argv` is `command` as written.
+    /// `exec`: `argv` is `command` as written; `module` is `command[0]` resolved on the
+    /// host to a module file, if it names one there (see [`exec`] for the lookup order).
     Exec {
-        module: PathBuf,
+        module: Option<PathBuf>,
         argv: Vec<String>,
     },
     HttpGet(HTTPGetAction),
@@ -83,11 +107,12 @@ pub enum Hook {
 
 impl Hook {
     /// Pick the handler the kubelet would dispatch to (exec, httpGet, sleep; then our
-    /// tcpSocket). `resolve` maps `exec.command[0]` to a module path. `Err` carries the
-    /// kubelet's `Cannot run handler: invalid handler: ...` message.
+    /// tcpSocket). `resolve` maps `exec.command[0]` to a module file on the host, if it
+    /// names one. `Err` carries the kubelet's `Cannot run handler: invalid handler: ...`
+    /// message.
     pub fn from_k8s(
         handler: &k8s_openapi::api::core::v1::LifecycleHandler,
-        resolve: impl FnOnce(&str) -> PathBuf,
+        resolve: impl FnOnce(&str) -> Option<PathBuf>,
     ) -> Result<Hook, String> {
         if let Some(exec) = &handler.exec {
             let argv = exec.command.clone().unwrap_or_default();
@@ -119,6 +144,8 @@ pub struct HookOutcome {
     /// What the hook printed (exec hooks), bounded; empty for host handlers.
     pub output: Vec<u8>,
     pub duration: Duration,
+    /// An exec hook that ran as a native command in the container, not as wasm.
+    pub native: bool,
 }
 
 impl HookOutcome {
@@ -128,6 +155,7 @@ impl HookOutcome {
             events: Vec::new(),
             output: Vec::new(),
             duration: started.elapsed(),
+            native: false,
         }
     }
 
@@ -137,6 +165,7 @@ impl HookOutcome {
             events: Vec::new(),
             output: Vec::new(),
             duration: started.elapsed(),
+            native: false,
         }
     }
 }
@@ -168,7 +197,9 @@ impl Handlers {
     /// Run `hook` to completion, its deadline, or cancellation, whichever comes first.
     pub async fn run(&self, hook: &Hook, ctx: &HookContext) -> HookOutcome {
         match hook {
-            Hook::Exec { module, argv } => exec::run(&self.wasm, module, argv, ctx).await,
+            Hook::Exec { module, argv } => {
+                exec::run(&self.wasm, module.as_deref(), argv, ctx).await
+            }
             Hook::HttpGet(action) => http::run(&self.http, action, ctx).await,
             Hook::TcpSocket(action) => tcp::run(action, ctx).await,
             Hook::Sleep(action) => sleep::run(action, ctx).await,

@@ -1,5 +1,5 @@
 //! The hook vocabulary every layer shares: which hook runs ([`HookKind`]) and with which
-//! limits and switches ([`HookSettings`], [`HttpStatusMode`]), and the network a hook may use
+//! limits and switches ([`HookSettings`], [`HttpStatusMode`], [`ExecPolicy`]), and the network a hook may use
 //! ([`network`]).
 //!
 //! **Architecture Invariant:** this is a leaf: it imports nothing of the crate, so
@@ -58,6 +58,59 @@ pub enum HttpStatusMode {
     Strict,
 }
 
+/// Which exec handlers may run as native commands (`--exec-policy`, the pod annotation
+/// `wasmhook.dev/exec-policy`). The stricter of the operator's flag and the pod's
+/// annotation applies: a pod cannot loosen its node's policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExecPolicy {
+    /// A command that is a wasm module runs sandboxed; any other runs natively in the
+    /// container, as the kubelet runs it (the same rule as the CRI front's).
+    #[default]
+    Auto,
+    /// Only wasm modules run; a native command is refused.
+    WasmOnly,
+}
+
+impl ExecPolicy {
+    /// The spellings of `--exec-policy` and the annotation, in variant order.
+    pub const KEYWORDS: [&'static str; 2] = ["auto", "wasm-only"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecPolicy::Auto => Self::KEYWORDS[0],
+            ExecPolicy::WasmOnly => Self::KEYWORDS[1],
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(ExecPolicy::Auto),
+            "wasm-only" => Some(ExecPolicy::WasmOnly),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an exec handler's `command[0]` is named as a hook module is (`.wasm`, `.wat`,
+/// `.cwasm`): a host file so named is loaded as one (and is invalid if it does not load),
+/// and such a name found nowhere is a missing module, not a native command.
+pub fn names_a_module(command0: &str) -> bool {
+    std::path::Path::new(command0)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "wasm" | "wat" | "cwasm"))
+}
+
+/// What a host file named by an exec handler's `command[0]` is, as the hook runtime judges
+/// it (for manifest validation, which does not load modules itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostCommand {
+    /// A hook module that loads: it runs sandboxed.
+    Module,
+    /// Not a wasm module: a native command, run in the container if the exec policy allows.
+    Native,
+}
+
 /// Limits and switches of one hook run, after annotations and engine defaults are merged
 /// (`wasmhook.dev/hook-*` annotations override fields one by one, see
 /// [`crate::manifest::annotations`]).
@@ -81,6 +134,8 @@ pub struct HookSettings {
     pub network: HookNetwork,
     /// Default: [`HttpStatusMode::Ignore`], the kubelet's behaviour.
     pub http_status: HttpStatusMode,
+    /// Whether a command that is not wasm may run natively. Default: [`ExecPolicy::Auto`].
+    pub exec_policy: ExecPolicy,
 }
 
 impl Default for HookSettings {
@@ -91,6 +146,7 @@ impl Default for HookSettings {
             max_memory: DEFAULT_MAX_MEMORY,
             network: HookNetwork::Deny,
             http_status: HttpStatusMode::Ignore,
+            exec_policy: ExecPolicy::Auto,
         }
     }
 }

@@ -11,14 +11,15 @@
 //! | `hook-network` | `deny` \| `pod` \| `allow` \| an allow-list (`127.0.0.1:8080,[::1]:8080,localhost:9901`), see [`crate::hook::network`] |
 //! | `http-status` | `ignore` \| `strict` |
 //!
-//! plus the pod-wide switch `wasmhook.dev/native-exec` (`"true"` \| `"false"`).
+//! plus the pod-wide `wasmhook.dev/exec-policy` (`auto` \| `wasm-only`, see
+//! [`crate::hook::ExecPolicy`]; the stricter of it and `--exec-policy` applies).
 //!
 //! Resolution: most specific wins (`.<container>.<hook>` over `.<container>` over pod-wide),
 //! engine defaults underneath. Container suffixes may name regular or init containers.
 //!
 //! Invariants: [`validate`] reports every unknown `wasmhook.dev/` key, bad value, unknown
 //! container and bad hook kind, at `metadata.annotations[<key>]`. [`hook_settings`] and
-//! [`native_exec_allowed`] assume a validated pod and silently ignore what does not parse.
+//! [`exec_policy`] assume a validated pod and silently ignore what does not parse.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::units::{parse_go_duration, parse_quantity_bytes};
 use super::{BadValue, FieldError};
 use crate::hook::network::ParseError;
-use crate::hook::{HookKind, HookNetwork, HookSettings, HttpStatusMode};
+use crate::hook::{ExecPolicy, HookKind, HookNetwork, HookSettings, HttpStatusMode};
 
 /// The annotation namespace wasmhook owns.
 pub const PREFIX: &str = "wasmhook.dev/";
@@ -37,7 +38,7 @@ pub const HOOK_FUEL: &str = "wasmhook.dev/hook-fuel";
 pub const HOOK_MAX_MEMORY: &str = "wasmhook.dev/hook-max-memory";
 pub const HOOK_NETWORK: &str = "wasmhook.dev/hook-network";
 pub const HTTP_STATUS: &str = "wasmhook.dev/http-status";
-pub const NATIVE_EXEC: &str = "wasmhook.dev/native-exec";
+pub const EXEC_POLICY: &str = "wasmhook.dev/exec-policy";
 
 /// The settings that take container/hook suffixes.
 const SETTINGS: [&str; 5] = [
@@ -146,24 +147,28 @@ pub(super) fn validate(pod: &Pod, errs: &mut Vec<FieldError>) {
             continue;
         };
         let path = format!("metadata.annotations[{key}]");
-        if name == "native-exec" {
-            if value != "true" && value != "false" {
-                errs.push(FieldError::not_supported(&path, value, &["false", "true"]));
+        if name == "exec-policy" {
+            if ExecPolicy::parse(value).is_none() {
+                errs.push(FieldError::not_supported(
+                    &path,
+                    value,
+                    &ExecPolicy::KEYWORDS,
+                ));
             }
             continue;
         }
         let k = split_key(name);
-        if k.setting == "native-exec" {
+        if k.setting == "exec-policy" {
             errs.push(FieldError::invalid(
                 &path,
                 BadValue::Str(key.clone()),
-                format!("{NATIVE_EXEC} is pod-wide and takes no container or hook suffix"),
+                format!("{EXEC_POLICY} is pod-wide and takes no container or hook suffix"),
             ));
             continue;
         }
         if !SETTINGS.contains(&k.setting) {
             let mut known: Vec<String> = SETTINGS.iter().map(|s| format!("{PREFIX}{s}")).collect();
-            known.push(NATIVE_EXEC.to_string());
+            known.push(EXEC_POLICY.to_string());
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
             let base = format!("{PREFIX}{}", k.setting);
             errs.push(FieldError::not_supported(&path, &base, &known));
@@ -279,15 +284,24 @@ pub fn hook_settings_from(
             None => {}
         }
     }
+    s.exec_policy = exec_policy_from(annotations, defaults.exec_policy);
     s
 }
 
-/// `wasmhook.dev/native-exec: "true"`: the pod allows the native exec fallback (the engine
-/// must enable it too).
-pub fn native_exec_allowed(pod: &Pod) -> bool {
-    annotations(pod)
-        .and_then(|m| m.get(NATIVE_EXEC))
-        .is_some_and(|v| v == "true")
+/// The exec policy of a pod: the stricter of its `wasmhook.dev/exec-policy` and `default`
+/// (the operator's `--exec-policy`).
+pub fn exec_policy(pod: &Pod, default: ExecPolicy) -> ExecPolicy {
+    match annotations(pod) {
+        Some(map) => exec_policy_from(map, default),
+        None => default,
+    }
+}
+
+fn exec_policy_from(annotations: &BTreeMap<String, String>, default: ExecPolicy) -> ExecPolicy {
+    annotations
+        .get(EXEC_POLICY)
+        .and_then(|v| ExecPolicy::parse(v))
+        .map_or(default, |p| p.max(default))
 }
 
 #[cfg(test)]
@@ -300,7 +314,7 @@ mod tests {
             ("wasmhook.dev/hook-timeout", "5s"),
             ("wasmhook.dev/hook-timeout.app.preStop", "1m"),
             ("wasmhook.dev/hook-network.app", "pod"),
-            ("wasmhook.dev/native-exec", "true"),
+            ("wasmhook.dev/exec-policy", "wasm-only"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -317,7 +331,7 @@ mod tests {
         let pre = hook_settings_from(&map, "app", Some(HookKind::PreStop), &d);
         assert_eq!(pre.timeout, Duration::from_secs(60));
         assert_eq!(pre.network, HookNetwork::Pod);
-        assert!(native_exec_allowed(&pod));
+        assert_eq!(exec_policy(&pod, ExecPolicy::Auto), ExecPolicy::WasmOnly);
         assert_eq!(
             hook_settings(&Pod::default(), "app", HookKind::PreStop, &d),
             d

@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::hook::{ExecPolicy, HostCommand};
+
 pub use units::{parse_go_duration, parse_quantity_bytes};
 pub use validate::{resolve_module, validate};
 
@@ -51,6 +53,11 @@ pub struct LoadOptions {
     pub unknown_fields: UnknownFields,
     /// Where exec hook modules are looked up after the manifest's own directory.
     pub hooks_dir: Option<PathBuf>,
+    /// The operator's exec policy (`--exec-policy`); a pod's annotation may only tighten it.
+    pub exec_policy: ExecPolicy,
+    /// Whether a `command[0]` not found on the host may still be a module in the container's
+    /// image (the runc backend looks there first): then it is not an error here.
+    pub modules_in_containers: bool,
 }
 
 /// One Pod from a manifest file, with API defaults applied.
@@ -357,10 +364,11 @@ impl CheckReport {
 pub fn check_files(
     paths: &[PathBuf],
     opts: &LoadOptions,
-    check_module: &dyn Fn(&Path) -> Result<(), String>,
+    check_module: &dyn Fn(&Path) -> Result<HostCommand, String>,
 ) -> CheckReport {
-    let cache: RefCell<HashMap<PathBuf, Result<(), String>>> = RefCell::new(HashMap::new());
-    let cached = |p: &Path| -> Result<(), String> {
+    let cache: RefCell<HashMap<PathBuf, Result<HostCommand, String>>> =
+        RefCell::new(HashMap::new());
+    let cached = |p: &Path| -> Result<HostCommand, String> {
         // `a/../hooks/x.wasm` and `hooks/x.wasm` are one module: key by the real path.
         let key = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let hit = cache.borrow().get(&key).cloned();

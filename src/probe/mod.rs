@@ -62,9 +62,11 @@ impl ProbeKind {
 /// A probe's handler, as the kubelet dispatches it.
 #[derive(Clone, Debug)]
 pub enum ProbeHandler {
-    /// `exec`: `command[0]` resolved to a module file; `argv` is `command` as written.
+    /// `exec`: `argv` is `command` as written; `module` is `command[0]` resolved on the
+    /// host to a module file, if it names one there (the lookup order is
+    /// [`crate::handlers::exec`]'s).
     Exec {
-        module: PathBuf,
+        module: Option<PathBuf>,
         argv: Vec<String>,
     },
     HttpGet(HTTPGetAction),
@@ -74,9 +76,9 @@ pub enum ProbeHandler {
 
 impl ProbeHandler {
     /// The handler of `probe` (exec, httpGet, tcpSocket, grpc: the first set);
-    /// `resolve` maps `exec.command[0]` to a module path. `None` when none is set
-    /// (validation rejects that).
-    pub fn from_k8s(probe: &Probe, resolve: impl FnOnce(&str) -> PathBuf) -> Option<Self> {
+    /// `resolve` maps `exec.command[0]` to a module file on the host, if it names one.
+    /// `None` when no handler is set (validation rejects that).
+    pub fn from_k8s(probe: &Probe, resolve: impl FnOnce(&str) -> Option<PathBuf>) -> Option<Self> {
         if let Some(exec) = &probe.exec {
             let argv = exec.command.clone().unwrap_or_default();
             let first = argv.first()?;
@@ -150,7 +152,9 @@ pub struct ProbeContext {
 /// Run `handler` once, bounded by `ctx.timeout` and `ctx.cancel`.
 pub async fn run(handlers: &Handlers, handler: &ProbeHandler, ctx: &ProbeContext) -> ProbeOutcome {
     match handler {
-        ProbeHandler::Exec { module, argv } => exec::run(handlers.wasm(), module, argv, ctx).await,
+        ProbeHandler::Exec { module, argv } => {
+            exec::run(handlers.wasm(), module.as_deref(), argv, ctx).await
+        }
         ProbeHandler::HttpGet(action) => http::run(handlers.http(), action, ctx).await,
         ProbeHandler::TcpSocket(action) => tcp::run(action, ctx).await,
         ProbeHandler::Grpc(action) => grpc::run(action, ctx).await,

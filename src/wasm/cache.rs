@@ -410,3 +410,17 @@ fn write_cache(file: &Path, artifact: &[u8]) {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+/// Whether a host file named by an exec handler is meant as a hook module, to be loaded
+/// rather than run natively: by its name ([`crate::hook::names_a_module`]) or a wasm binary
+/// by its magic `\0asm`. Host files are the operator's; a file found inside a container is
+/// judged by its content alone ([`crate::handlers::exec::lookup::command_kind`]), never as
+/// precompiled code.
+pub fn is_module_file(path: &Path) -> bool {
+    if crate::hook::names_a_module(&path.to_string_lossy()) {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| &magic == b"\0asm")
+}

@@ -27,7 +27,7 @@ mod network;
 mod output;
 mod typed;
 
-pub use cache::{CacheStats, HookModule, LoadError, ModuleKind};
+pub use cache::{is_module_file, CacheStats, HookModule, LoadError, ModuleKind};
 pub use invoke::{call_env, ExecOutcome, ExecStatus, HookIdentity, Invocation, Preopen};
 pub use limits::Limits;
 pub use output::{CapturedOutput, OutputBuffer};

@@ -67,6 +67,7 @@ pub fn web_app_target(pod_ip: std::net::IpAddr) -> wasmhook::handlers::HookTarge
         kind: wasmhook::hook::HookKind::PostStart,
         pod_ip,
         netns: None,
+        instance: None,
         ports: vec![("http".into(), 1)],
         env: vec![],
         mounts: vec![],

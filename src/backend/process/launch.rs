@@ -14,7 +14,7 @@ use super::proc::{self, SpawnSpec};
 use super::{err, ContainerEntry};
 use crate::backend::output::{collect, join_pumps, pump_lines, spawn_capture};
 use crate::backend::registry::Status;
-use crate::backend::{ExecOutput, LogLine, LogStream, Result};
+use crate::backend::{BackendError, ErrorKind, ExecOutput, LogLine, LogStream, Result};
 use crate::lock;
 
 /// Runs on the spawner thread.
@@ -130,8 +130,8 @@ pub(super) async fn exec_on_spawner(
     tokio::pin!(exited);
     let outcome = tokio::select! {
         _ = &mut exited => None,
-        _ = tokio::time::sleep(timeout) => Some("command timed out"),
-        _ = &mut cancelled => Some("exec cancelled"),
+        _ = tokio::time::sleep(timeout) => Some(BackendError::new(ErrorKind::DeadlineExceeded, "command timed out")),
+        _ = &mut cancelled => Some(err("exec cancelled")),
     };
     if outcome.is_some() {
         let _ = proc.signal_group(Signal::KILL);
@@ -141,8 +141,8 @@ pub(super) async fn exec_on_spawner(
     lock(&entry.execs).retain(|p| !Arc::ptr_eq(p, &proc));
     let stdout = collect(out).await;
     let stderr = collect(errs).await;
-    if let Some(msg) = outcome {
-        return Err(err(msg));
+    if let Some(e) = outcome {
+        return Err(e);
     }
     let exit_code = match status {
         Some(Ok(st)) => st.code(),

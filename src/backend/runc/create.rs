@@ -98,11 +98,16 @@ impl RuncBackend {
             .map(|p| p.display().to_string())
             .or(img.working_dir.clone())
             .unwrap_or_else(|| "/".into());
+        let env = merge_env(&img.env, &spec.env);
+        let path_var = env
+            .iter()
+            .find_map(|kv| kv.strip_prefix("PATH="))
+            .map(str::to_owned);
         let oci = spec::build(&spec::SpecInput {
             rootfs: &bundle.join("rootfs"),
             argv,
-            env: merge_env(&img.env, &spec.env),
-            cwd,
+            env,
+            cwd: cwd.clone(),
             hostname: sandbox.pod.name.chars().take(63).collect(),
             netns: &netns,
             mounts: &spec.mounts,
@@ -183,6 +188,9 @@ impl RuncBackend {
             sandbox_id: sandbox.id.clone(),
             bundle: bundle.clone(),
             overlay,
+            pid: pid.map_or(0, |p| p.as_raw_nonzero().get()),
+            cwd,
+            path: path_var,
             status: StatusCell::new(Status::Created),
         });
         let mut pumps = Vec::new();

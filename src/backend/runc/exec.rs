@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::command::{runc_error, runc_failure};
 use super::RuncBackend;
 use crate::backend::output::{collect, spawn_capture};
-use crate::backend::{check_exec_argv, BackendError, ContainerId, ExecOutput, Result};
+use crate::backend::{check_exec_argv, BackendError, ContainerId, ErrorKind, ExecOutput, Result};
 
 fn err(msg: impl Into<String>) -> BackendError {
     BackendError::other(msg)
@@ -66,7 +66,10 @@ impl RuncBackend {
                 h.abort();
             }
             cleanup(&pid_file, &log);
-            return Err(err("command timed out"));
+            return Err(BackendError::new(
+                ErrorKind::DeadlineExceeded,
+                "command timed out",
+            ));
         };
         let status = status.map_err(|e| err(format!("exec: waiting for runc: {e}")))?;
         // A background process the command left may hold the pipes: stop reading soon.

@@ -132,6 +132,11 @@ struct ContainerEntry {
     bundle: PathBuf,
     /// Whether `<bundle>/rootfs` is an overlay mount to undo.
     overlay: bool,
+    /// The init's pid (held by its pidfd: not recycled while the entry lives).
+    pid: i32,
+    /// The working directory and `PATH` of the container's processes.
+    cwd: String,
+    path: Option<String>,
     status: StatusCell,
 }
 
@@ -371,6 +376,15 @@ impl Backend for RuncBackend {
     async fn remove_container(&self, id: &ContainerId) -> Result<()> {
         self.remove_entry(&id.0).await;
         Ok(())
+    }
+
+    fn command_root(&self, id: &ContainerId) -> Option<CommandRoot> {
+        let entry = self.registry.running(id).ok()?;
+        Some(CommandRoot {
+            root: PathBuf::from(format!("/proc/{}/root", entry.pid)),
+            cwd: entry.cwd.clone(),
+            path: entry.path.clone(),
+        })
     }
 
     async fn exec(

@@ -27,7 +27,7 @@ use super::status::{final_status, ContainerState, ContainerStatus, PodPhase, Pod
 use super::{EngineInner, StopRequest};
 use crate::backend::{ContainerId, ExitStatus, Sandbox, SandboxSpec};
 use crate::events::{reason, Event, EventType, HookReport, Recorder};
-use crate::handlers::{HookContext, HookOutcome};
+use crate::handlers::{ContainerHandle, HookContext, HookOutcome};
 use crate::hook::HookKind;
 
 /// The run of one pod, from sandbox to clean-up.
@@ -302,10 +302,12 @@ impl Pod {
         self.recorder.readiness(change);
     }
 
-    /// Run hook `kind` of container `idx`, bounded by `deadline` and `cancel`, and report it.
+    /// Run hook `kind` of instance `id` of container `idx`, bounded by `deadline` and
+    /// `cancel`, and report it.
     async fn run_hook(
         &self,
         idx: usize,
+        id: &ContainerId,
         kind: HookKind,
         deadline: Duration,
         cancel: CancellationToken,
@@ -317,7 +319,7 @@ impl Pod {
         let mut settings = hook.settings.clone();
         settings.timeout = settings.timeout.min(deadline);
         let ctx = HookContext {
-            target: c.hook_target(&self.plan.pod, &self.sandbox, kind),
+            target: c.hook_target(&self.plan.pod, &self.sandbox, kind, self.handle(id)),
             settings,
             cancel,
         };
@@ -334,8 +336,17 @@ impl Pod {
             error: outcome.result.clone().err(),
             output: outcome.output.clone(),
             duration: outcome.duration,
+            native: outcome.native,
         });
         outcome
+    }
+
+    /// Instance `id` as handlers reach it: for exec lookups and native exec.
+    fn handle(&self, id: &ContainerId) -> ContainerHandle {
+        ContainerHandle {
+            backend: self.engine.backend.clone(),
+            id: id.clone(),
+        }
     }
 
     /// The pod's status once it is over (see [`final_status`]).

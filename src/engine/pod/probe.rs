@@ -73,7 +73,12 @@ impl Pod {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Built once per worker: the target (env, mounts) is the same for every run.
         let ctx = ProbeContext {
-            target: c.hook_target(&self.plan.pod, &self.sandbox, HookKind::PostStart),
+            target: c.hook_target(
+                &self.plan.pod,
+                &self.sandbox,
+                HookKind::PostStart,
+                self.handle(id),
+            ),
             timeout: plan.timeout,
             settings: plan.settings.clone(),
             cancel: self.terminating.child_token(),

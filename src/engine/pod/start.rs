@@ -133,7 +133,7 @@ impl Pod {
         {
             let mut st = self.state();
             let slot = &mut st.containers[idx];
-            slot.id = Some(id);
+            slot.id = Some(id.clone());
             slot.running = true;
             slot.hook_error = None;
             slot.status.state = ContainerState::waiting("ContainerCreating");
@@ -146,6 +146,7 @@ impl Pod {
             let outcome = self
                 .run_hook(
                     idx,
+                    &id,
                     HookKind::PostStart,
                     hook.settings.timeout,
                     self.kill_now.child_token(),

@@ -76,7 +76,7 @@ impl Pod {
             // minimum and the SIGKILL after it.
             let latest = Duration::from_secs((grace + MINIMUM_GRACE_SECONDS) as u64 + 10);
             let outcome = self
-                .run_hook(idx, HookKind::PreStop, latest, container_gone.clone())
+                .run_hook(idx, &id, HookKind::PreStop, latest, container_gone.clone())
                 .await;
             pre_stop_done.cancel();
             // A hook that failed by itself, not one cut off with its container.

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{HTTPGetAction, Lifecycle, LifecycleHandler, Pro
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{resolve_module, s, Ctr, Validator};
+use crate::hook::{names_a_module, ExecPolicy, HostCommand};
 use crate::manifest::signals::{linux_stop_signal, linux_stop_signal_names, WINDOWS_STOP_SIGNALS};
 use crate::manifest::{names, BadValue, FieldError};
 
@@ -271,15 +272,35 @@ impl Validator<'_> {
         }
     }
 
-    /// wasmhook: the exec module resolves and passes the caller's check.
+    /// wasmhook: a module on the host loads; anything else is a native command, which the
+    /// exec policy must allow (see the module docs of [`super`]).
     fn module(&mut self, command0: &str, path: &str) {
-        match resolve_module(command0, self.manifest_dir, self.hooks_dir) {
-            Err(e) => self.push(FieldError::not_found(path, command0, e)),
-            Ok(module) => {
-                if let Err(e) = (self.check_module)(&module) {
-                    self.push(FieldError::invalid(path, s(command0), e));
-                }
-            }
+        let resolved = resolve_module(command0, self.manifest_dir, self.hooks_dir);
+        let native = match &resolved {
+            Ok(file) => match (self.check_module)(file) {
+                Ok(HostCommand::Module) => return,
+                Ok(HostCommand::Native) => true,
+                Err(e) => return self.push(FieldError::invalid(path, s(command0), e)),
+            },
+            Err(_) => !names_a_module(command0),
+        };
+        if self.modules_in_containers {
+            // It may be a module in the image: the policy is applied when the hook runs.
+            return;
+        }
+        if !native {
+            let tried = resolved.err().unwrap_or_default();
+            return self.push(FieldError::not_found(path, command0, tried));
+        }
+        if self.exec_policy == ExecPolicy::WasmOnly {
+            self.push(FieldError::forbidden(
+                path,
+                format!(
+                    "{} is not a wasm module and the exec policy is wasm-only, so wasmhook will not run it natively; \
+                     use a wasm module, or allow native commands (remove the wasmhook.dev/exec-policy annotation; --exec-policy auto)",
+                    s(command0)
+                ),
+            ));
         }
     }
 }

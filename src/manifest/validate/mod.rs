@@ -11,6 +11,11 @@
 //!   what wasmhook needs, so they are never mistaken for API server verdicts.
 //! - `check_module` is only called for exec handlers that would run (regular containers and
 //!   `restartPolicy: Always` init containers, the handler actually dispatched).
+//! - An exec handler's `command[0]` is a module when the host file it resolves to is one
+//!   (`check_module` says); anything else is a native command, an error only under the
+//!   `wasm-only` exec policy. A name ending in `.wasm`/`.wat`/`.cwasm` found nowhere is
+//!   still "module not found", unless modules may come from the container's image
+//!   ([`LoadOptions::modules_in_containers`]): then the image is searched when it runs.
 //!
 //! The pass, in the API server's order (which is part of the output), is in this file;
 //! what a container's lifecycle handlers and probes must satisfy is in [`handler`].
@@ -24,6 +29,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{annotations, names, BadValue, FieldError, LoadOptions, ManifestPod};
+use crate::hook::{ExecPolicy, HostCommand};
 
 mod handler;
 
@@ -56,17 +62,20 @@ pub fn resolve_module(
 }
 
 /// Validate a loaded pod; every problem, in the API server's form. `check_module` gets each
-/// resolved exec module (the engine plugs the wasm compiler in); its error is reported at
-/// `...exec.command[0]`.
+/// host file an exec handler's `command[0]` resolves to (the engine plugs the wasm runtime
+/// in): a module, a native command, or why the module is invalid (reported at
+/// `...exec.command[0]`).
 pub fn validate(
     pod: &ManifestPod,
     opts: &LoadOptions,
-    check_module: &dyn Fn(&Path) -> Result<(), String>,
+    check_module: &dyn Fn(&Path) -> Result<HostCommand, String>,
 ) -> Vec<FieldError> {
     let mut v = Validator {
         errs: Vec::new(),
         manifest_dir: pod.manifest_dir(),
         hooks_dir: opts.hooks_dir.as_deref(),
+        exec_policy: annotations::exec_policy(&pod.pod, opts.exec_policy),
+        modules_in_containers: opts.modules_in_containers,
         check_module,
     };
     v.metadata(&pod.pod.metadata);
@@ -136,7 +145,9 @@ struct Validator<'a> {
     errs: Vec<FieldError>,
     manifest_dir: &'a Path,
     hooks_dir: Option<&'a Path>,
-    check_module: &'a dyn Fn(&Path) -> Result<(), String>,
+    exec_policy: ExecPolicy,
+    modules_in_containers: bool,
+    check_module: &'a dyn Fn(&Path) -> Result<HostCommand, String>,
 }
 
 fn s(v: &str) -> BadValue {

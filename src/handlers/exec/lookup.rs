@@ -1,5 +1,6 @@
 //! Finding `cmd[0]` inside a container the way runc's exec would, without leaving the
-//! container's root.
+//! container's root, and telling a wasm module from anything else. Both fronts use it: the
+//! CRI proxy for `ExecSync`, the engine for exec hooks and probes on OCI backends.
 //!
 //! Every path is opened with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` relative to
 //! a directory fd on `/proc/<pid>/root`: `..` and absolute symlinks resolve inside the
