@@ -221,3 +221,27 @@ fn wasm_only_refuses_native_commands_at_validation() {
     assert!(r.stderr.contains(field), "{}", r.dump());
     assert!(r.events().is_empty(), "{}", r.dump());
 }
+
+#[test]
+fn the_native_hooks_example() {
+    let tmp = TempDir::new("native-example");
+    let r = run(
+        &tmp.sub("tmp"),
+        &[
+            path_str(&example("native-hooks.yaml")),
+            "--logs",
+            "--stop-after",
+            "3s",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert!(
+        r.lines().iter().any(|l| l["kind"] == "Log"
+            && l["line"] == "Hello from the postStart handler"),
+        "{}",
+        r.dump()
+    );
+    let pre = r.hook("lifecycle-demo-container", "preStop");
+    assert_eq!((&pre["native"], &pre["success"]), (&true.into(), &true.into()));
+    assert_eq!(pre["output"], "stopping after 5 words\n", "{}", r.dump());
+}

@@ -11,7 +11,7 @@
 //!                                   └─ ExecSync ─► exec_sync ─► claims? ─ no ─► forward
 //!                                                     │ yes
 //!                                        context (cached ContainerStatus/PodSandboxStatus)
-//!                                        resolve cmd[0] inside /proc/<pid>/root (openat2)
+//!                                        handlers::exec::lookup: cmd[0] inside /proc/<pid>/root (openat2)
 //!                                        wasm::HookRuntime::run ─► status::reply
 //! ```
 //!
