@@ -8,6 +8,13 @@
 //! - `Version` and `ContainerStatus`, straight and through the proxy: the relay's overhead.
 //! - CPU of 1000 exec probes (`timeout: 1`), wasm vs native: busy time of the whole machine
 //!   (`/proc/stat`), so containerd, the shim, runc and the proxy all count.
+//! - Scale (group `cri-pods`): P pods of 5 busybox containers each started through a
+//!   `wasmhook cri` process (sandbox, then create + start of each container, one pod after
+//!   another, as one pod worker of the kubelet would): time per pod until all are running,
+//!   at P=20 and P=200, and P=20 straight to containerd; then one wasm `ExecSync` per
+//!   container (every container's context looked up once, then cached), a warm round; the
+//!   memory the proxy keeps per pod (its RSS after the rounds less before, the module
+//!   already compiled) and its peak RSS. Flat means P=200 per pod within a little of P=20.
 //!
 //! Needs root, containerd, runc and busybox-static (as `tests/cri_proxy.rs`); prints a SKIP
 //! row otherwise. Lines mode only (`WASMHOOK_BENCH_FORMAT=lines`, see benches/common).
@@ -163,6 +170,183 @@ async fn bench(cd: &Containerd) {
 
     let _ = running.stop().await;
     // Dropping the harness stops the pod, containerd and its shims.
+
+    let sizes = common::sizes(&[20, 200], &[2, 4]);
+    scale(cd, sizes[0], sizes[0], false).await;
+    for &p in &sizes {
+        scale(cd, p, sizes[0], true).await;
+    }
+}
+
+const PODS: &str = "cri-pods";
+const CONTAINERS_PER_POD: usize = 5;
+
+/// Start `p` pods of [`CONTAINERS_PER_POD`] containers, through a `wasmhook cri` process
+/// (`proxied`) or straight to containerd, and report the cost per pod; through the proxy,
+/// also a wasm `ExecSync` per container and the proxy's peak RSS. Every pod is removed
+/// after.
+/// `base` is the smallest P, the baseline of the larger ones.
+async fn scale(cd: &Containerd, p: usize, base: usize, proxied: bool) {
+    let proxy = proxied.then(|| ProxyProcess::start(cd, &format!("scale-{p}")));
+    let client = match &proxy {
+        Some(px) => Cri::new(&px.socket),
+        None => Cri::new(cd.socket()),
+    };
+    let via = if proxied {
+        "through the proxy"
+    } else {
+        "straight to containerd"
+    };
+    // The baseline row of a larger P: the same row at the smallest P.
+    let base_of = |what: &str| {
+        if proxied && p != base {
+            format!("{what} through the proxy, P={base}")
+        } else {
+            String::new()
+        }
+    };
+    let started = Instant::now();
+    let mut pods = Vec::with_capacity(p);
+    let mut containers = Vec::with_capacity(p * CONTAINERS_PER_POD);
+    for i in 0..p {
+        let name = format!("scale{}-{p}-{i}", if proxied { "p" } else { "d" });
+        let pod = cri::run_busybox_pod(&client, cd, &name, &[]).await.unwrap();
+        containers.push(pod.container_id.clone());
+        for c in 1..CONTAINERS_PER_POD {
+            containers.push(
+                cri::add_container(&client, &pod, &format!("c{c}"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        pods.push(pod);
+    }
+    let per_pod = started.elapsed().as_secs_f64() * 1000.0 / p as f64;
+    let name = format!("pod start ({CONTAINERS_PER_POD} containers) {via}, P={p}");
+    let start_base = match (proxied, p == base) {
+        // The proxy's own overhead: the smallest P through it against straight to containerd.
+        (true, true) => {
+            format!("pod start ({CONTAINERS_PER_POD} containers) straight to containerd, P={base}")
+        }
+        (true, false) => base_of(&format!("pod start ({CONTAINERS_PER_POD} containers)")),
+        (false, _) => String::new(),
+    };
+    common::emit_value(
+        PODS,
+        &name,
+        per_pod,
+        "ms/pod",
+        &start_base,
+        "sandbox + create/start, pods one after another",
+    );
+
+    if let Some(px) = &proxy {
+        // µs per call of one wasm `ExecSync` on every container.
+        let round = || async {
+            let t = Instant::now();
+            for id in &containers {
+                let r = client
+                    .exec_sync(id, &["/hooks/noop.wasm"], 0)
+                    .await
+                    .unwrap();
+                assert_eq!(r.exit_code, 0, "{}", r.stderr());
+            }
+            t.elapsed().as_secs_f64() * 1e6 / containers.len() as f64
+        };
+        // The module compiled and the engine warm, before memory is read.
+        let r = client
+            .exec_sync(&containers[0], &["/hooks/noop.wasm"], 0)
+            .await
+            .unwrap();
+        assert_eq!(r.exit_code, 0, "{}", r.stderr());
+        let before = px.rss_mib("VmRSS:");
+        let cold = round().await;
+        let warm = round().await;
+        common::emit_value(
+            PODS,
+            &format!("wasm ExecSync, first per container through the proxy, P={p}"),
+            cold,
+            "µs/call",
+            &base_of("wasm ExecSync, first per container"),
+            "context looked up (ContainerStatus, PodSandboxStatus)",
+        );
+        common::emit_value(
+            PODS,
+            &format!("wasm ExecSync, warm through the proxy, P={p}"),
+            warm,
+            "µs/call",
+            &base_of("wasm ExecSync, warm"),
+            "context cached",
+        );
+        let after = px.rss_mib("VmRSS:");
+        common::emit_value(
+            PODS,
+            &format!("proxy memory per pod through the proxy, P={p}"),
+            (after - before).max(0.0) * 1024.0 / p as f64,
+            "KiB/pod",
+            &base_of("proxy memory per pod"),
+            &format!(
+                "RSS kept by {n} cached contexts; peak RSS {peak:.1} MiB",
+                n = containers.len(),
+                peak = px.rss_mib("VmHWM:")
+            ),
+        );
+    }
+    for pod in &pods {
+        let _ = client.stop_pod_sandbox(&pod.sandbox_id).await;
+        let _ = client.remove_pod_sandbox(&pod.sandbox_id).await;
+    }
+}
+
+/// `wasmhook cri` as a process of its own, so its peak RSS is its own. Killed and reaped on
+/// drop.
+struct ProxyProcess {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl ProxyProcess {
+    fn start(cd: &Containerd, tag: &str) -> ProxyProcess {
+        let socket = cd.dir().join(format!("{tag}.sock"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmhook"))
+            .arg("--no-cache")
+            .args(["cri", "--listen"])
+            .arg(&socket)
+            .arg("--runtime-endpoint")
+            .arg(cd.socket())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn wasmhook cri");
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "wasmhook cri did not listen on {}",
+                socket.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        ProxyProcess { child, socket }
+    }
+
+    /// A memory field of the proxy's `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`), in MiB.
+    fn rss_mib(&self, field: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Busy CPU seconds of the whole machine while `f` runs (all cores: user, nice, system,

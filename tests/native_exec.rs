@@ -236,12 +236,16 @@ fn the_native_hooks_example() {
     );
     assert_eq!(r.code(), Some(0), "{}", r.dump());
     assert!(
-        r.lines().iter().any(|l| l["kind"] == "Log"
-            && l["line"] == "Hello from the postStart handler"),
+        r.lines()
+            .iter()
+            .any(|l| l["kind"] == "Log" && l["line"] == "Hello from the postStart handler"),
         "{}",
         r.dump()
     );
     let pre = r.hook("lifecycle-demo-container", "preStop");
-    assert_eq!((&pre["native"], &pre["success"]), (&true.into(), &true.into()));
+    assert_eq!(
+        (&pre["native"], &pre["success"]),
+        (&true.into(), &true.into())
+    );
     assert_eq!(pre["output"], "stopping after 5 words\n", "{}", r.dump());
 }

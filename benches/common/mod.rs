@@ -35,6 +35,15 @@ pub fn samples(full: usize) -> usize {
     }
 }
 
+/// The sizes of a scale bench: `full`, or `quick` in quick mode.
+pub fn sizes(full: &[usize], quick_sizes: &[usize]) -> Vec<usize> {
+    if quick() {
+        quick_sizes.to_vec()
+    } else {
+        full.to_vec()
+    }
+}
+
 /// Median and 99th percentile (nearest rank) of per-iteration durations.
 #[derive(Clone, Copy, Debug)]
 pub struct Stats {
