@@ -25,7 +25,6 @@
 pub mod lookup;
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -99,11 +98,11 @@ pub fn locate(
 ) -> Result<Command, String> {
     let cmd0 = argv.first().map(String::as_str).unwrap_or_default();
     if let Some(c) = &target.instance {
-        if let Some(in_container) = find_in_container(rt, c, cmd0) {
-            return match in_container? {
-                Some(m) => Ok(Command::Module(m)),
-                None => native(c, cmd0, policy),
-            };
+        match find_in_container(rt, c, cmd0) {
+            InContainer::Absent => {}
+            InContainer::Module(m) => return Ok(Command::Module(m)),
+            InContainer::Native => return native(c, cmd0, policy),
+            InContainer::Invalid(why) => return Err(why),
         }
     }
     if let Some(path) = module {
@@ -121,27 +120,36 @@ pub fn locate(
     }
 }
 
-/// `command[0]` in the container's own filesystem: `None` when the backend gives the
-/// container none or the command is not there; else the module it is (`Some`) or `None`
-/// for a native command, or why the module found cannot load.
-fn find_in_container(
-    rt: &HookRuntime,
-    c: &ContainerHandle,
-    cmd0: &str,
-) -> Option<Result<Option<HookModule>, String>> {
-    let root = c.backend.command_root(&c.id)?;
-    let root_fd: OwnedFd = rustix::fs::open(
-        &root.root,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let found = lookup::find_command(&root_fd, cmd0, &root.cwd, root.path.as_deref()).ok()?;
-    Some(match lookup::command_kind(&found.file, &found.path) {
-        Ok(CommandKind::Wasm | CommandKind::Wat) => load_from(rt, found).map(Some),
-        Ok(CommandKind::Other) => Ok(None),
-        Err(e) => Err(format!("{}: {e}", found.path)),
-    })
+/// What `command[0]` is in a container's own filesystem.
+enum InContainer {
+    /// Not there, or the backend gives the container no filesystem of its own.
+    Absent,
+    Module(HookModule),
+    /// A file that is not wasm: the container's own command.
+    Native,
+    /// A module that cannot load, or a file that cannot be read.
+    Invalid(String),
+}
+
+fn find_in_container(rt: &HookRuntime, c: &ContainerHandle, cmd0: &str) -> InContainer {
+    let Some(root) = c.backend.command_root(&c.id) else {
+        return InContainer::Absent;
+    };
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let Ok(root_fd) = rustix::fs::open(&root.root, flags, Mode::empty()) else {
+        return InContainer::Absent;
+    };
+    let Ok(found) = lookup::find_command(&root_fd, cmd0, &root.cwd, root.path.as_deref()) else {
+        return InContainer::Absent;
+    };
+    match lookup::command_kind(&found.file, &found.path) {
+        Ok(CommandKind::Wasm | CommandKind::Wat) => match load_from(rt, found) {
+            Ok(m) => InContainer::Module(m),
+            Err(why) => InContainer::Invalid(why),
+        },
+        Ok(CommandKind::Other) => InContainer::Native,
+        Err(e) => InContainer::Invalid(format!("{}: {e}", found.path)),
+    }
 }
 
 /// Load the module in a file found in a container (named by its path there).
