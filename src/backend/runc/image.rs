@@ -230,7 +230,8 @@ pub fn unpack(
     for p in layers {
         let f = File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
         let name = p.file_name().unwrap_or_default().to_string_lossy();
-        apply_layer(&rootfs, open_layer(f)?).map_err(|e| format!("layer {name}: {e}"))?;
+        apply_layer(&rootfs, open_layer(f)?)
+            .map_err(|e| format!("layer {name}: {}", with_causes(&e)))?;
     }
     std::fs::write(tmp.path().join("config.json"), config_json)
         .map_err(|e| format!("writing the image configuration: {e}"))?;
@@ -243,6 +244,18 @@ pub fn unpack(
         }
     }
     Ok(target)
+}
+
+/// `e` and its sources (`tar` says "failed to unpack `path`" and keeps the why below).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Write `path` whole or not at all (a temporary file in the same directory, renamed).
