@@ -253,6 +253,40 @@ fn missing_tag_then_back_off() {
     );
 }
 
+/// A reference that does not parse: the kubelet's `InspectFailed` and `InvalidImageName`,
+/// no registry asked.
+#[test]
+fn invalid_reference() {
+    if !registry::ready() {
+        return;
+    }
+    let reg = registry::Registry::start();
+    let tmp = TempDir::new("invalid");
+    let state = tmp.sub("state");
+    let r = run_pod(
+        &tmp,
+        &state,
+        &reg,
+        &pod(&tmp, "'Bad Image!'", None),
+        &["--stop-after", "1s"],
+    );
+    let m = messages(&r);
+    assert_eq!(
+        m[0],
+        (
+            "InspectFailed".into(),
+            "Failed to apply default image tag \"Bad Image!\": couldn't parse image reference \
+             \"Bad Image!\": invalid reference format"
+                .into()
+        ),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(m[1], ("Failed".into(), "Error: InvalidImageName".into()));
+    let c = r.container_status("p", "c");
+    assert_eq!(s(&c["reason"]), "InvalidImageName", "{c}");
+}
+
 /// A multi-platform index resolves to the host's manifest; a digest reference pulls that
 /// exact manifest.
 #[test]

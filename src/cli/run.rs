@@ -72,7 +72,8 @@ pub struct RunArgs {
     /// Override terminationGracePeriodSeconds when stopping (`kubectl delete --grace-period`).
     #[arg(long, value_name = "SECONDS")]
     pub grace_period: Option<i64>,
-    /// Multiply the crash-loop back-off (kubelet: 10 s doubling to 300 s) by this factor.
+    /// Multiply the crash-loop and image pull back-offs (kubelet: 10 s doubling to 300 s)
+    /// by this factor.
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
     pub backoff_scale: f64,
     #[command(flatten)]
