@@ -28,21 +28,48 @@ pub fn terminal() -> ProgressSink {
             }
             *last = Some((now, p.blobs_done));
         }
-        let line = format!(
-            "\r\x1b[2KPulling {:?}: {}/{} blobs, {} of {}{}",
-            p.image,
-            p.blobs_done,
-            p.blobs,
-            mib(p.bytes),
-            mib(p.total),
-            if p.done { ", unpacked\n" } else { "" }
-        );
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(line.as_bytes());
+        let _ = err.write_all(render(p).as_bytes());
         let _ = err.flush();
     }))
 }
 
+/// One redraw: back to the line's start, clear it, the state; a newline when done.
+fn render(p: &PullProgress) -> String {
+    format!(
+        "\r\x1b[2KPulling {:?}: {}/{} blobs, {} of {}{}",
+        p.image,
+        p.blobs_done,
+        p.blobs,
+        mib(p.bytes),
+        mib(p.total),
+        if p.done { ", unpacked\n" } else { "" }
+    )
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_redrawn_in_place_then_ended() {
+        let mut p = PullProgress {
+            image: "busybox".into(),
+            blobs_done: 1,
+            blobs: 3,
+            bytes: 3 * 1024 * 1024 / 2,
+            total: 4 * 1024 * 1024,
+            done: false,
+        };
+        assert_eq!(
+            render(&p),
+            "\r\x1b[2KPulling \"busybox\": 1/3 blobs, 1.5 MiB of 4.0 MiB"
+        );
+        p.done = true;
+        assert!(render(&p).ends_with(", unpacked\n"));
+    }
 }
