@@ -168,6 +168,7 @@ mod runc {
                 state_dir: Some(state.path().to_path_buf()),
                 runc: None,
                 logs: None,
+                ..RuncBackendConfig::default()
             });
             let tokio = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

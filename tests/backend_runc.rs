@@ -87,6 +87,7 @@ impl Fixture {
             state_dir: Some(state.path().to_path_buf()),
             runc: None,
             logs: Some(tx),
+            ..RuncBackendConfig::default()
         });
         Fixture {
             backend: Some(backend),
@@ -394,7 +395,9 @@ fn oci_layout_layers_with_whiteouts() {
     // Cached by manifest digest: resolving again reuses the same tree.
     let again = wasmhook::backend::runc::image::resolve(dir.path(), "app:v1", &cache).unwrap();
     assert_eq!(again.rootfs, img.rootfs);
-    let e = wasmhook::backend::runc::image::resolve(dir.path(), "app:v2", &cache).unwrap_err();
+    let e = wasmhook::backend::runc::image::resolve(dir.path(), "app:v2", &cache)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no manifest"), "{e}");
 }
 
@@ -692,6 +695,7 @@ fn runc_sweep_helper() {
         state_dir: Some(state.into()),
         runc: None,
         logs: None,
+        ..RuncBackendConfig::default()
     });
     rt.block_on(async {
         let sb = b
@@ -784,6 +788,7 @@ async fn next_backend_sweeps_a_sigkilled_owners_sandbox() {
             state_dir: Some(state.path().to_path_buf()),
             runc: None,
             logs: Some(tx),
+            ..RuncBackendConfig::default()
         })),
         state,
         logs,

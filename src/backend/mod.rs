@@ -46,6 +46,8 @@ pub enum ErrorKind {
     /// The backend cannot work at all right now: its runtime binary, the process spawner,
     /// the child subreaper. Retrying the same call will not help until the host changes.
     Unavailable,
+    /// The input cannot be used as given (an image reference that does not parse).
+    InvalidArgument,
     /// A native exec ran past its timeout (and was killed).
     DeadlineExceeded,
     /// Anything else: invalid input, a failed start, an I/O error.
@@ -235,6 +237,51 @@ pub enum LogStream {
     Stderr,
 }
 
+/// `imagePullPolicy` (defaulted as the API server does, in `manifest/defaults.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    #[default]
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    /// The policy named `s` (`Always`, `IfNotPresent`, `Never`); `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Always" => Some(PullPolicy::Always),
+            "IfNotPresent" => Some(PullPolicy::IfNotPresent),
+            "Never" => Some(PullPolicy::Never),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a backend has an image, as the kubelet asks before deciding to pull
+/// (CRI `ImageStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePresence {
+    /// The backend runs no images (the process backend): nothing is pulled, no event.
+    NoImages,
+    /// Provided locally by the operator (runc's `--images DIR`): used as it is, whatever the
+    /// pull policy; a registry is never contacted for it.
+    Provided,
+    /// Pulled earlier and kept: `IfNotPresent` and `Never` use it, `Always` pulls again.
+    Present,
+    /// Not there: `Never` fails, the other policies pull.
+    Absent,
+}
+
+/// What one pull did, for the `Pulled` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The image's size: its config and layers as stored in the registry (compressed).
+    pub size: u64,
+    /// The time the pull itself took.
+    pub duration: Duration,
+}
+
 /// A container runtime the engine drives. See the module docs for the invariants.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -263,6 +310,26 @@ pub trait Backend: Send + Sync + 'static {
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus>;
 
     async fn remove_container(&self, id: &ContainerId) -> Result<()>;
+
+    /// Whether `image` is there to run (CRI `ImageStatus`). The default: the backend runs no
+    /// images ([`ImagePresence::NoImages`]). An image reference that does not parse is an
+    /// [`ErrorKind::InvalidArgument`] error.
+    async fn image_presence(&self, image: &str) -> Result<ImagePresence> {
+        let _ = image;
+        Ok(ImagePresence::NoImages)
+    }
+
+    /// Pull `image` (CRI `PullImage`); afterwards [`Backend::image_presence`] says
+    /// [`ImagePresence::Present`] and `create_container` can use it. The default: an
+    /// [`ErrorKind::Unavailable`] error (only called when `image_presence` says `Absent` or
+    /// `Present`).
+    async fn pull_image(&self, image: &str) -> Result<PulledImage> {
+        let _ = image;
+        Err(BackendError::unavailable(format!(
+            "the {} backend has no images",
+            self.name()
+        )))
+    }
 
     /// Where container `id`'s commands are found when its filesystem is its own (OCI
     /// backends). `None` when the container sees the host's files (the process backend)

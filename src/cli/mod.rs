@@ -19,6 +19,7 @@
 pub mod cri;
 pub mod error;
 pub mod hook;
+mod progress;
 pub mod run;
 pub mod validate;
 

@@ -38,7 +38,7 @@ pub enum BackendKind {
     /// Containers as host process groups (no root, nothing to install).
     #[default]
     Process,
-    /// Containers run by the runc OCI runtime (root; images from `--images`).
+    /// Containers run by the runc OCI runtime (root; images from `--images` or registries).
     Runc,
 }
 
@@ -49,9 +49,19 @@ pub struct RunArgs {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub backend: BackendKind,
-    /// Local image store of `--backend runc`: OCI image layouts or rootfs directories.
+    /// Local image store of `--backend runc`: OCI image layouts or rootfs directories. An
+    /// image found here is used as it is (whatever imagePullPolicy says); other images are
+    /// pulled from their registries (anonymously), as imagePullPolicy says.
     #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,
+    /// A registry (`HOST[:PORT]`, as image references name it) that `--backend runc` pulls
+    /// from over plain HTTP instead of HTTPS. Repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// State of `--backend runc`: bundles, sandboxes, the image cache (pulled images stay
+    /// there for later runs) and runc's root.
+    #[arg(long, value_name = "DIR", default_value = crate::backend::runc::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
     /// Print the containers' stdout and stderr, prefixed with pod/container.
@@ -63,7 +73,8 @@ pub struct RunArgs {
     /// Override terminationGracePeriodSeconds when stopping (`kubectl delete --grace-period`).
     #[arg(long, value_name = "SECONDS")]
     pub grace_period: Option<i64>,
-    /// Multiply the crash-loop back-off (kubelet: 10 s doubling to 300 s) by this factor.
+    /// Multiply the crash-loop and image pull back-offs (kubelet: 10 s doubling to 300 s)
+    /// by this factor.
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
     pub backoff_scale: f64,
     #[command(flatten)]
@@ -126,7 +137,12 @@ async fn run_pods(
         })),
         BackendKind::Runc => Arc::new(RuncBackend::new(RuncBackendConfig {
             images_dir: args.images.clone(),
+            state_dir: Some(args.state_dir.clone()),
             logs: args.logs.then_some(log_tx),
+            insecure_registries: args.insecure_registries.clone(),
+            // On a terminal only: never mixed into JSON or into output read by programs.
+            pull_progress: (args.output == OutputFormat::Text && std::io::stderr().is_terminal())
+                .then(super::progress::terminal),
             ..RuncBackendConfig::default()
         })),
     };

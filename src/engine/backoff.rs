@@ -1,4 +1,5 @@
-//! The kubelet's crash-loop back-off (client-go `flowcontrol.Backoff` as the kubelet uses it).
+//! The kubelet's crash-loop back-off (client-go `flowcontrol.Backoff` as the kubelet uses it),
+//! and its image pull back-off ([`PullBackoff`]; the same 10 s … 300 s, keyed by pod and image).
 //!
 //! Per container: the first restart after an exit is immediate; each later one waits
 //! `initial`, then doubles up to `max` (10 s, 20 s, 40 s … 300 s). An exit that comes more
@@ -95,9 +96,69 @@ impl Backoff {
     }
 }
 
+/// The image pull back-off of one container's image (`flowcontrol.Backoff.Next` and
+/// `IsInBackOffSinceUpdate` as the kubelet's image manager uses them): after a failed pull
+/// the next one waits `initial`; each further failure doubles the wait up to `max`. A
+/// failure more than `2 × max` after the previous one starts again at `initial`; a
+/// successful pull resets it.
+#[derive(Clone, Debug, Default)]
+pub struct PullBackoff {
+    delay: Option<Duration>,
+    last_failure: Option<Instant>,
+}
+
+impl PullBackoff {
+    /// Note a failed pull at `now`.
+    pub fn failed(&mut self, config: &BackoffConfig, now: Instant) {
+        let expired = self
+            .last_failure
+            .is_some_and(|at| now.duration_since(at) > config.max * 2);
+        self.delay = Some(match self.delay {
+            Some(d) if !expired => (d * 2).min(config.max),
+            _ => config.initial,
+        });
+        self.last_failure = Some(now);
+    }
+
+    /// How long until the next pull may start, after the failures so far; `None` when it
+    /// may start at `now`.
+    pub fn remaining(&self, now: Instant) -> Option<Duration> {
+        let until = self.last_failure? + self.delay?;
+        until.checked_duration_since(now).filter(|d| !d.is_zero())
+    }
+
+    /// Note a successful pull.
+    pub fn succeeded(&mut self) {
+        *self = PullBackoff::default();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_back_off_waits_after_the_first_failure_and_doubles() {
+        let c = BackoffConfig::default();
+        let mut b = PullBackoff::default();
+        let t = Instant::now();
+        assert_eq!(b.remaining(t), None);
+        let waits: Vec<u64> = (0..7)
+            .map(|_| {
+                b.failed(&c, t);
+                b.remaining(t).unwrap().as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(b.remaining(t + Duration::from_secs(300)), None);
+        b.failed(&c, t + Duration::from_secs(601));
+        assert_eq!(
+            b.remaining(t + Duration::from_secs(601)).unwrap().as_secs(),
+            10
+        );
+        b.succeeded();
+        assert_eq!(b.remaining(t), None);
+    }
 
     #[test]
     fn first_restart_is_immediate_then_doubles_to_the_cap() {

@@ -59,7 +59,8 @@ pub struct EngineConfig {
     /// Where exec hook modules are looked up after the manifest's directory.
     /// Default: `None`, only the manifest's directory.
     pub hooks_dir: Option<PathBuf>,
-    /// The crash-loop back-off. Default: the kubelet's, 10 s doubling to 300 s.
+    /// The crash-loop back-off, and the image pull back-off (the kubelet uses the same
+    /// constants for both). Default: the kubelet's, 10 s doubling to 300 s.
     pub backoff: BackoffConfig,
 }
 

@@ -9,12 +9,12 @@ use k8s_openapi::api::core::v1::{Container, Lifecycle, Probe};
 use super::expand::{expand, lookup, resolve_env};
 use super::status::ContainerRole;
 use super::EngineConfig;
-use crate::backend::{ContainerSpec, Mount, Sandbox, VolumeSource, VolumeSpec};
+use crate::backend::{ContainerSpec, Mount, PullPolicy, Sandbox, VolumeSource, VolumeSpec};
 use crate::events::PodRef;
 use crate::handlers::exec::is_module_file;
 use crate::handlers::{ContainerHandle, Hook, HookMount, HookTarget};
 use crate::hook::{HookKind, HookSettings};
-use crate::manifest::{annotations, resolve_module, ManifestPod};
+use crate::manifest::{annotations, default_pull_policy, resolve_module, ManifestPod};
 use crate::probe::{ProbeHandler, ProbeKind};
 
 /// `spec.restartPolicy`.
@@ -85,6 +85,8 @@ pub struct ContainerPlan {
     pub name: String,
     pub role: ContainerRole,
     pub image: Option<String>,
+    /// `imagePullPolicy`; unset, the API server's default for `image`.
+    pub pull_policy: PullPolicy,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: Option<PathBuf>,
@@ -214,6 +216,14 @@ pub fn plan(mp: &ManifestPod, config: &EngineConfig) -> PodPlan {
             name: c.name.clone(),
             role,
             image: c.image.clone(),
+            pull_policy: c
+                .image_pull_policy
+                .as_deref()
+                .and_then(PullPolicy::parse)
+                .unwrap_or_else(|| {
+                    let default = default_pull_policy(c.image.as_deref().unwrap_or(""));
+                    PullPolicy::parse(default).unwrap_or_default()
+                }),
             argv,
             env,
             working_dir: c.working_dir.as_ref().map(PathBuf::from),

@@ -82,6 +82,13 @@ pub mod reason {
     pub const EXCEEDED_GRACE_PERIOD: &str = "ExceededGracePeriod";
     pub const LIFECYCLE_HTTP_FALLBACK: &str = "LifecycleHTTPFallback";
     pub const FAILED_CREATE_POD_SANDBOX: &str = "FailedCreatePodSandBox";
+    /// Image events of the kubelet's image manager (`PullingImage`, `PulledImage`,
+    /// `FailedToInspectImage`, `ErrImageNeverPullPolicy`; a failed pull is [`FAILED`] and
+    /// its back-off [`BACK_OFF`]).
+    pub const PULLING: &str = "Pulling";
+    pub const PULLED: &str = "Pulled";
+    pub const INSPECT_FAILED: &str = "InspectFailed";
+    pub const ERR_IMAGE_NEVER_PULL: &str = "ErrImageNeverPull";
     /// A probe failed (`ContainerUnhealthy`).
     pub const UNHEALTHY: &str = "Unhealthy";
     /// A probe succeeded with a warning (`ContainerProbeWarning`).

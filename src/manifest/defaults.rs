@@ -113,7 +113,7 @@ fn common(
 }
 
 /// `Always` for `:latest` or untagged images, `IfNotPresent` otherwise (digests included).
-fn default_pull_policy(image: &str) -> &'static str {
+pub(crate) fn default_pull_policy(image: &str) -> &'static str {
     if image.contains('@') {
         return "IfNotPresent";
     }

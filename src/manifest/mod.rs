@@ -19,6 +19,7 @@
 
 pub mod annotations;
 mod defaults;
+pub(crate) use defaults::default_pull_policy;
 mod names;
 mod parse;
 pub mod signals;

@@ -4,6 +4,7 @@
 
 pub mod containerd;
 pub mod cri;
+pub mod registry;
 pub mod run;
 
 use std::path::{Path, PathBuf};

@@ -8,18 +8,55 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::command::{runc_error, runc_failure};
+use super::pull::{lookup, parse_reference};
 use super::reap::reap;
 use super::rootfs::{make_rootfs, merge_env, remove_bundle};
 use super::{image, spec, ContainerEntry, RuncBackend};
 use crate::backend::output::pump_lines;
 use crate::backend::registry::{sanitize, Status, StatusCell};
-use crate::backend::{BackendError, ContainerId, ContainerSpec, LogStream, Result, Sandbox};
+use crate::backend::{
+    BackendError, ContainerId, ContainerSpec, ImagePresence, LogStream, Result, Sandbox,
+};
 
 fn err(msg: impl Into<String>) -> BackendError {
     BackendError::other(msg)
 }
 
 impl RuncBackend {
+    /// `Backend::image_presence`: the images directory first, then the pulled images.
+    pub(super) async fn presence(&self, image: &str) -> Result<ImagePresence> {
+        Ok(match self.find_image(image).await? {
+            Some((_, p)) => p,
+            None => ImagePresence::Absent,
+        })
+    }
+
+    /// `image` from the images directory ([`ImagePresence::Provided`]) or the pulled ones
+    /// ([`ImagePresence::Present`]); `None` when neither has it. An image directory entry
+    /// that is there but broken is an error, not a reason to pull.
+    async fn find_image(&self, image: &str) -> Result<Option<(image::Image, ImagePresence)>> {
+        if let Some(dir) = self.config.images_dir.clone() {
+            let (name, cache) = (image.to_string(), self.state_dir.join("images"));
+            let local = tokio::task::spawn_blocking(move || image::resolve(&dir, &name, &cache))
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            match local {
+                Ok(img) => return Ok(Some((img, ImagePresence::Provided))),
+                Err(image::LocalError::NotFound(_)) => {}
+                Err(image::LocalError::Failed(e)) => return Err(err(e)),
+            }
+        }
+        let reference = parse_reference(image)?;
+        let pulled = {
+            let cache = self.state_dir.join("images");
+            tokio::task::spawn_blocking(move || lookup(&cache, &reference))
+                .await
+                .map_err(|e| err(e.to_string()))?
+                .map_err(err)?
+        };
+        Ok(pulled.map(|img| (img, ImagePresence::Present)))
+    }
+
     /// `Backend::create_container`: resolve the image, make the bundle (rootfs, spec),
     /// `runc create`, open the init's pidfd, start reaping and pumping output.
     pub(super) async fn create(
@@ -40,18 +77,14 @@ impl RuncBackend {
             .clone()
             .filter(|i| !i.is_empty())
             .ok_or_else(|| err(format!("container \"{}\": no image", spec.name)))?;
-        let images_dir = self.config.images_dir.clone().ok_or_else(|| {
-            BackendError::not_found(format!(
-                "image \"{image_name}\" not found: no image directory (--images DIR)"
-            ))
-        })?;
-        let cache = self.state_dir.join("images");
-        let img = {
-            let name = image_name.clone();
-            tokio::task::spawn_blocking(move || image::resolve(&images_dir, &name, &cache))
-                .await
-                .map_err(|e| err(e.to_string()))?
-                .map_err(|e| err(format!("failed to pull image \"{image_name}\": {e}")))?
+        let img = match self.find_image(&image_name).await? {
+            Some((img, _)) => img,
+            None => {
+                return Err(BackendError::not_found(format!(
+                    "image \"{image_name}\" not found: not in the image directory (--images), \
+                     not pulled"
+                )))
+            }
         };
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{}-{seq}", sandbox.id, sanitize(&spec.name));

@@ -1,5 +1,6 @@
-//! The local image store of the runc backend: `image:` names resolved in a directory, OCI
-//! image layouts unpacked (with whiteouts) and cached by manifest digest. No registry pulls.
+//! The image store of the runc backend: `image:` names resolved in a local directory
+//! (`--images DIR`) or pulled from a registry ([`super::pull`]), unpacked (with whiteouts)
+//! once per manifest digest into the cache directory, `<state_dir>/images`.
 //!
 //! For `image: NAME[:TAG]` (a registry prefix like `docker.io/library/` is tried in full,
 //! then by its last path component), in the images directory, in order:
@@ -9,6 +10,16 @@
 //! 2. `NAME/rootfs/`, a plain root filesystem;
 //! 3. `NAME/` itself when it has a `bin/` directory, a plain root filesystem;
 //! 4. an OCI layout at the top of the directory, manifest by ref name `NAME:TAG` or `TAG`.
+//!
+//! An image found there is used as it is, whatever the pull policy: no registry is asked.
+//!
+//! The cache: `<cache>/<algorithm>-<hex>/` per manifest digest, holding `rootfs/` (the
+//! layers applied in order) and `config.json` (the image configuration). Both are written in
+//! a temporary directory renamed into place, so a cache entry that exists is complete; two
+//! pods (or two wasmhook processes) unpacking the same image at once both end with the one
+//! entry. Pulled images also keep their blobs (`<cache>/blobs/<algorithm>/<hex>`, each
+//! verified against its digest before it is renamed there) and one record per reference
+//! (`<cache>/refs/`, see [`super::pull`]).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -32,8 +43,25 @@ pub struct Image {
     pub working_dir: Option<String>,
 }
 
+/// Why [`resolve`] gave no image.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LocalError {
+    /// The directory does not have the image; the message says what was tried.
+    NotFound(String),
+    /// The directory has it, but it cannot be used (a broken layout, a failed unpack).
+    Failed(String),
+}
+
+impl std::fmt::Display for LocalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LocalError::NotFound(m) | LocalError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Resolve `image` in `images_dir`, unpacking OCI layouts into `cache_dir/<digest>`.
-pub fn resolve(images_dir: &Path, image: &str, cache_dir: &Path) -> Result<Image, String> {
+pub fn resolve(images_dir: &Path, image: &str, cache_dir: &Path) -> Result<Image, LocalError> {
     let (repo, tag) = split_reference(image);
     let mut names = vec![repo.to_string()];
     if let Some(last) = repo.rsplit('/').next() {
@@ -45,7 +73,7 @@ pub fn resolve(images_dir: &Path, image: &str, cache_dir: &Path) -> Result<Image
     for name in &names {
         let d = images_dir.join(name);
         if d.join("index.json").is_file() {
-            return from_layout(&d, &[tag], image, cache_dir);
+            return from_layout(&d, &[tag], image, cache_dir).map_err(LocalError::Failed);
         }
         tried.push(format!("{}/index.json", d.display()));
         if d.join("rootfs").is_dir() {
@@ -61,14 +89,14 @@ pub fn resolve(images_dir: &Path, image: &str, cache_dir: &Path) -> Result<Image
         let full = format!("{repo}:{tag}");
         match from_layout(images_dir, &[&full, tag], image, cache_dir) {
             Err(e) if e.contains("no manifest") => tried.push(e),
-            r => return r,
+            r => return r.map_err(LocalError::Failed),
         }
     }
-    Err(format!(
-        "image \"{image}\" not found in the image directory {} (no registry pulls here; tried {})",
+    Err(LocalError::NotFound(format!(
+        "image \"{image}\" not found in the image directory {} (tried {})",
         images_dir.display(),
         tried.join(", ")
-    ))
+    )))
 }
 
 fn plain(rootfs: PathBuf) -> Image {
@@ -145,43 +173,126 @@ fn from_layout(
     let config = ImageConfiguration::from_file(&config_path)
         .map_err(|e| format!("image \"{image}\": config: {e}"))?;
 
-    let key = format!("{}-{}", desc.digest().algorithm(), desc.digest().digest());
-    let target = cache_dir.join(&key);
-    if !target.join("rootfs").is_dir() {
-        std::fs::create_dir_all(cache_dir)
-            .map_err(|e| format!("creating {}: {e}", cache_dir.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".unpack-")
-            .tempdir_in(cache_dir)
-            .map_err(|e| format!("creating a directory in {}: {e}", cache_dir.display()))?;
-        let rootfs = tmp.path().join("rootfs");
-        std::fs::create_dir(&rootfs).map_err(|e| e.to_string())?;
-        for layer in manifest.layers() {
-            let p = blob_path(layout, layer).map_err(|e| format!("image \"{image}\": {e}"))?;
-            let f = File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            apply_layer(&rootfs, open_layer(f)?)
-                .map_err(|e| format!("image \"{image}\": layer {}: {e}", layer.digest()))?;
+    let config_json = std::fs::read(&config_path)
+        .map_err(|e| format!("image \"{image}\": {}: {e}", config_path.display()))?;
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(|l| blob_path(layout, l).map_err(|e| format!("image \"{image}\": {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = unpack(cache_dir, &cache_key(desc.digest()), &layers, &config_json)
+        .map_err(|e| format!("image \"{image}\": {e}"))?;
+    Ok(from_config(target.join("rootfs"), &config))
+}
+
+/// The cache directory name of the image whose manifest has `digest`: `<algorithm>-<hex>`.
+pub fn cache_key(digest: &oci_spec::image::Digest) -> String {
+    format!("{}-{}", digest.algorithm(), digest.digest())
+}
+
+/// The cached image `cache_dir/<key>`, when it has been unpacked (see the module docs).
+pub fn cached(cache_dir: &Path, key: &str) -> Result<Option<Image>, String> {
+    let dir = cache_dir.join(key);
+    if !dir.join("rootfs").is_dir() {
+        return Ok(None);
+    }
+    let path = dir.join("config.json");
+    let config = ImageConfiguration::from_file(&path)
+        .map_err(|e| format!("image configuration {}: {e}", path.display()))?;
+    Ok(Some(from_config(dir.join("rootfs"), &config)))
+}
+
+/// Unpack `layers` (blob files, applied in order) into `cache_dir/<key>/rootfs` and store
+/// `config_json` as `cache_dir/<key>/config.json`, unless that entry exists already. The
+/// entry appears complete or not at all. Returns `cache_dir/<key>`.
+pub fn unpack(
+    cache_dir: &Path,
+    key: &str,
+    layers: &[PathBuf],
+    config_json: &[u8],
+) -> Result<PathBuf, String> {
+    let target = cache_dir.join(key);
+    if target.join("rootfs").is_dir() {
+        if !target.join("config.json").is_file() {
+            // An entry unpacked before the configuration was kept with it.
+            write_atomic(&target.join("config.json"), config_json)?;
         }
-        // Another process (or task) may have won the race; either result is the same.
-        let tmp = tmp.keep();
-        if std::fs::rename(&tmp, &target).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-            if !target.join("rootfs").is_dir() {
-                return Err(format!(
-                    "image \"{image}\": cannot store {}",
-                    target.display()
-                ));
-            }
+        return Ok(target);
+    }
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| format!("creating {}: {e}", cache_dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(cache_dir)
+        .map_err(|e| format!("creating a directory in {}: {e}", cache_dir.display()))?;
+    let rootfs = tmp.path().join("rootfs");
+    std::fs::create_dir(&rootfs).map_err(|e| e.to_string())?;
+    for p in layers {
+        let f = File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        apply_layer(&rootfs, open_layer(f)?)
+            .map_err(|e| format!("layer {name}: {}", with_causes(&e)))?;
+    }
+    std::fs::write(tmp.path().join("config.json"), config_json)
+        .map_err(|e| format!("writing the image configuration: {e}"))?;
+    // Another process (or task) may have won the race; either result is the same.
+    let tmp = tmp.keep();
+    if std::fs::rename(&tmp, &target).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !target.join("rootfs").is_dir() {
+            return Err(format!("cannot store {}", target.display()));
         }
     }
+    Ok(target)
+}
+
+/// `e` and its sources (`tar` says "failed to unpack `path`" and keeps the why below).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Write `path` whole or not at all (a temporary file in the same directory, renamed).
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| format!("creating a file in {}: {e}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, data)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(())
+}
+
+fn from_config(rootfs: PathBuf, config: &ImageConfiguration) -> Image {
     let c = config.config().clone().unwrap_or_default();
-    Ok(Image {
-        rootfs: target.join("rootfs"),
+    Image {
+        rootfs,
         entrypoint: c.entrypoint().clone().unwrap_or_default(),
         cmd: c.cmd().clone().unwrap_or_default(),
         env: c.env().clone().unwrap_or_default(),
         working_dir: c.working_dir().clone().filter(|w| !w.is_empty()),
-    })
+    }
+}
+
+/// The host's platform architecture as OCI names it (`amd64`, `arm64`, ...): what a
+/// multi-platform index is resolved for, with the OS `linux`.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
 }
 
 /// An index pointing at a nested image index: take the host's platform.
@@ -191,11 +302,7 @@ fn pick_platform(layout: &Path, desc: Descriptor, image: &str) -> Result<Descrip
     }
     let p = blob_path(layout, &desc).map_err(|e| format!("image \"{image}\": {e}"))?;
     let index = ImageIndex::from_file(&p).map_err(|e| format!("image \"{image}\": {e}"))?;
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
+    let arch = host_arch();
     index
         .manifests()
         .iter()
@@ -208,16 +315,52 @@ fn pick_platform(layout: &Path, desc: Descriptor, image: &str) -> Result<Descrip
         .ok_or_else(|| format!("image \"{image}\": no manifest for linux/{arch}"))
 }
 
-/// A layer blob as a tar stream: gzip detected by its magic bytes, else plain tar.
+/// A layer blob as a tar stream: gzip or zstd detected by their magic bytes (whatever the
+/// media type says, as containerd does), else plain tar.
 pub fn open_layer(f: File) -> Result<Box<dyn Read>, String> {
     let mut r = BufReader::new(f);
     let head = std::io::BufRead::fill_buf(&mut r).map_err(|e| e.to_string())?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::GzDecoder::new(r)))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err("zstd-compressed layers are not supported".into())
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(r)))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Ok(Box::new(ZstdFrames {
+            input: Some(r),
+            frame: None,
+        }))
     } else {
         Ok(Box::new(r))
+    }
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A zstd stream of one or more frames, decoded (a layer compressed in chunks is several
+/// frames one after the other; ruzstd's decoder reads one).
+struct ZstdFrames<R: std::io::BufRead> {
+    input: Option<R>,
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<R: std::io::BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.input = self.frame.take().map(|f| f.into_inner());
+            }
+            let Some(mut input) = self.input.take() else {
+                return Ok(0);
+            };
+            if input.fill_buf()?.is_empty() {
+                return Ok(0); // the end of the last frame
+            }
+            let frame = ruzstd::decoding::StreamingDecoder::new(input)
+                .map_err(|e| std::io::Error::other(format!("zstd: {e}")))?;
+            self.frame = Some(frame);
+        }
     }
 }
 
@@ -393,6 +536,26 @@ mod tests {
     }
 
     #[test]
+    fn zstd_layers_of_several_frames() {
+        let tar = layer(&[("a/", None), ("a/f", Some("zstd"))]);
+        let (one, two) = tar.split_at(700);
+        let mut z = Vec::new();
+        for part in [one, two] {
+            z.extend(ruzstd::encoding::compress_to_vec(
+                part,
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, &z).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        apply_layer(&root, open_layer(File::open(&blob).unwrap()).unwrap()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a/f")).unwrap(), "zstd");
+    }
+
+    #[test]
     fn references() {
         assert_eq!(split_reference("busybox"), ("busybox", "latest"));
         assert_eq!(split_reference("busybox:1.36"), ("busybox", "1.36"));
@@ -410,8 +573,10 @@ mod tests {
     fn missing_image_names_what_was_tried() {
         let d = tempfile::tempdir().unwrap();
         let e = resolve(d.path(), "nginx:1.27", &d.path().join("cache")).unwrap_err();
+        let LocalError::NotFound(e) = e else {
+            panic!("{e:?}")
+        };
         assert!(e.contains("image \"nginx:1.27\" not found"), "{e}");
         assert!(e.contains("nginx/index.json"), "{e}");
-        assert!(e.contains("no registry pulls"), "{e}");
     }
 }

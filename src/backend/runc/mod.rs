@@ -1,6 +1,7 @@
 //! The runc backend: containers run by the `runc` OCI runtime, driven the way containerd's
 //! runc shim drives it (`runc create` / `start` / `kill` / `delete`), with images from a
-//! local directory. Needs root and `runc` (and `ip` from iproute2) on the host.
+//! local directory or pulled from registries. Needs root and `runc` (and `ip` from
+//! iproute2) on the host.
 //!
 //! # Sandbox (pod)
 //! - A directory `<state_dir>/sandboxes/<pod>-XXXXXX`; its name is the sandbox id. emptyDir
@@ -15,8 +16,10 @@
 //!   ([`crate::handlers::tcp`] creates the socket on a thread that entered it).
 //!
 //! # Container
-//! - `image` is resolved in the images directory ([`image`]); OCI layouts are unpacked once
-//!   per manifest digest into `<state_dir>/images`. The container's rootfs is an overlay
+//! - `image` is resolved in the images directory ([`image`]), else among the pulled images
+//!   ([`pull`]; the engine pulls before it creates, see [`Backend::image_presence`]); OCI
+//!   layouts and pulled images are unpacked once per manifest digest into
+//!   `<state_dir>/images`, shared by every pod. The container's rootfs is an overlay
 //!   (lower: the image, upper: the bundle) mounted at `<bundle>/rootfs`, or a copy of the
 //!   image when overlayfs is unavailable, so containers never change the image.
 //! - argv: `command` + `args` as the engine built it, or, when empty, the image's
@@ -72,6 +75,7 @@ mod create;
 mod exec;
 pub mod image;
 mod netns;
+pub mod pull;
 mod reap;
 mod rootfs;
 pub mod spec;
@@ -107,6 +111,11 @@ pub struct RuncBackendConfig {
     pub runc: Option<PathBuf>,
     /// Where container output goes, line by line. Default: `None`, output is discarded.
     pub logs: Option<UnboundedSender<LogLine>>,
+    /// Registries (`HOST[:PORT]`, as references name them) spoken to in plain HTTP
+    /// (`--insecure-registry`). Default: none, every registry is HTTPS.
+    pub insecure_registries: Vec<String>,
+    /// Where pull progress goes. Default: `None`, not reported.
+    pub pull_progress: Option<pull::ProgressSink>,
 }
 
 /// Runs containers with runc. See the module docs.
@@ -122,6 +131,8 @@ pub struct RuncBackend {
     seq: AtomicU64,
     /// Whether stale sandboxes have been swept (on the first `create_sandbox`).
     swept: AtomicBool,
+    /// Registry pulls into the image cache.
+    puller: pull::Puller,
 }
 
 struct ContainerEntry {
@@ -176,7 +187,13 @@ impl RuncBackend {
         let runc = config.runc.clone().unwrap_or_else(|| PathBuf::from("runc"));
         let subreaper = rustix::process::set_child_subreaper(rustix::process::Pid::from_raw(1))
             .map_err(|e| format!("cannot become a child subreaper: {e}"));
+        let puller = pull::Puller::new(
+            &config.insecure_registries,
+            state_dir.join("images"),
+            config.pull_progress.clone(),
+        );
         RuncBackend {
+            puller,
             config,
             state_dir,
             runc,
@@ -311,6 +328,14 @@ impl Backend for RuncBackend {
         spec: &ContainerSpec,
     ) -> Result<ContainerId> {
         self.create(sandbox, spec).await
+    }
+
+    async fn image_presence(&self, image: &str) -> Result<ImagePresence> {
+        self.presence(image).await
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<PulledImage> {
+        self.puller.pull(image).await
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<()> {

@@ -7,6 +7,7 @@
 //! `killContainer`, pod termination, clean-up). This file holds the pod's state, the
 //! helpers every phase uses, and [`run`], the sequence.
 
+mod image;
 mod probe;
 mod start;
 mod stop;
@@ -20,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, PullBackoff};
 use super::grace::grace_period;
 use super::plan::PodPlan;
 use super::status::{final_status, ContainerState, ContainerStatus, PodPhase, PodStatus};
@@ -109,6 +110,7 @@ pub(crate) async fn run(
                     id: None,
                     running: false,
                     backoff: Backoff::default(),
+                    pull_backoff: PullBackoff::default(),
                     done: false,
                     hook_error: None,
                 })
@@ -156,6 +158,8 @@ struct Slot {
     /// Started and not yet seen exiting.
     running: bool,
     backoff: Backoff,
+    /// The image pull back-off of this container's image.
+    pull_backoff: PullBackoff,
     /// Terminated for good (restart policy says no more restarts).
     done: bool,
     /// The full message of the last postStart failure, for the status.

@@ -86,11 +86,14 @@ impl Pod {
         }
     }
 
-    /// Create and start container `idx`, then run its postStart (§4). `true` when the
-    /// container was started (even if postStart then failed and killed it).
+    /// Ensure its image, create and start container `idx`, then run its postStart (§4).
+    /// `true` when the container was started (even if postStart then failed and killed it).
     pub(super) async fn start_container(&self, idx: usize) -> bool {
         let c = &self.plan.containers[idx];
         let backend = &self.engine.backend;
+        if !self.ensure_image(idx).await {
+            return false;
+        }
         let id = match backend
             .create_container(&self.sandbox, &c.container_spec(&self.sandbox))
             .await
