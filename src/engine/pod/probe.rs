@@ -13,7 +13,8 @@
 //!   container is ready.
 //! - Every failure is a Warning `Unhealthy` (`Liveness probe failed: <output>`), every
 //!   warning a Warning `ProbeWarning`, as `prober.go` records them.
-//! - Once the pod is terminating, probing stops: no kill or restart can follow.
+//! - Once the pod is terminating, probing stops: no kill or restart can follow, and a probe
+//!   in flight then is dropped without an event.
 
 use std::time::Instant;
 
@@ -100,6 +101,11 @@ impl Pod {
                 continue;
             }
             let outcome = probe::run(&self.engine.handlers, &plan.handler, &ctx).await;
+            if ctx.cancel.is_cancelled() {
+                // The pod began terminating during the probe: its result (often `probe
+                // cancelled`, by us) is moot, and no event is made of it.
+                return std::future::pending().await;
+            }
             let kind = plan.kind.as_str();
             let result = match outcome.result {
                 ProbeResult::Success => true,
