@@ -146,6 +146,8 @@ impl Registry {
 
     /// A plain-HTTP client for this registry.
     pub fn client(&self) -> Client {
+        // As `runc/pull.rs`: reqwest uses rustls's process-wide provider, ring here.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Client::new(ClientConfig {
             protocol: ClientProtocol::Http,
             ..ClientConfig::default()

@@ -123,6 +123,10 @@ impl Puller {
         cache_dir: PathBuf,
         progress: Option<ProgressSink>,
     ) -> Self {
+        // reqwest takes rustls's process-wide provider. wasmhook's TLS is ring (httpGet
+        // handlers too): install it unless the embedding program chose one already (then
+        // this is a no-op and theirs is used).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(insecure.to_vec()),
             platform_resolver: Some(Box::new(host_platform)),
