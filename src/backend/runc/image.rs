@@ -246,13 +246,17 @@ pub fn unpack(
     Ok(target)
 }
 
-/// `e` and its sources (`tar` says "failed to unpack `path`" and keeps the why below).
-fn with_causes(e: &dyn std::error::Error) -> String {
+/// `e` and its sources, each not already in the text (`tar` says "failed to unpack `path`"
+/// and keeps the why below; a registry's connection refused is several levels down).
+pub(super) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out

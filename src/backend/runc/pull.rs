@@ -278,7 +278,7 @@ impl Puller {
         self.client
             .pull_blob(reference, d, &mut out)
             .await
-            .map_err(|e| format!("failed to fetch {}: {}", d.digest, registry_message(&e)))?;
+            .map_err(|e| format!("failed to fetch {}: {}", d.digest, image::with_causes(&e)))?;
         tmp.persist(&path)
             .map_err(|e| format!("storing {}: {e}", path.display()))?;
         Ok(())
@@ -304,24 +304,9 @@ fn resolve_error(whole: &str, e: OciDistributionError) -> String {
     } else {
         format!(
             "failed to resolve reference \"{whole}\": {}",
-            registry_message(&e)
+            image::with_causes(&e)
         )
     }
-}
-
-/// An `oci-client` error with its causes (a connection refused is several levels down).
-fn registry_message(e: &OciDistributionError) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !out.contains(&s_text) {
-            out.push_str(": ");
-            out.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// The index entry for `linux` and the host's architecture (see [`image::host_arch`]).
