@@ -51,6 +51,22 @@ impl BackoffConfig {
         }
     }
 
+    /// The wait after one of `previous`: `initial` after none (zero), else double, up to
+    /// `max` (`flowcontrol.Backoff.Next`).
+    fn after(&self, previous: Duration) -> Duration {
+        if previous.is_zero() {
+            self.initial
+        } else {
+            (previous * 2).min(self.max)
+        }
+    }
+
+    /// Whether a sequence whose last step was at `last` starts over at `now`: more than
+    /// `2 × max` went by without trouble.
+    fn expired(&self, last: Option<Instant>, now: Instant) -> bool {
+        last.is_some_and(|at| now.duration_since(at) > self.max * 2)
+    }
+
     /// The kubelet's values multiplied by `factor` (e.g. 0.01: 100 ms … 3 s).
     ///
     /// # Panics
@@ -76,15 +92,12 @@ pub struct Backoff {
 impl Backoff {
     /// How long to wait before restarting after an exit at `now`.
     pub fn next_delay(&mut self, config: &BackoffConfig, now: Instant) -> Duration {
-        if let Some(at) = self.last_restart {
-            if now.duration_since(at) > config.max * 2 {
-                self.last = None;
-            }
+        if config.expired(self.last_restart, now) {
+            self.last = None;
         }
         let delay = match self.last {
             None => Duration::ZERO,
-            Some(d) if d.is_zero() => config.initial,
-            Some(d) => (d * 2).min(config.max),
+            Some(d) => config.after(d),
         };
         self.last = Some(delay);
         delay
@@ -110,13 +123,10 @@ pub struct PullBackoff {
 impl PullBackoff {
     /// Note a failed pull at `now`.
     pub fn failed(&mut self, config: &BackoffConfig, now: Instant) {
-        let expired = self
-            .last_failure
-            .is_some_and(|at| now.duration_since(at) > config.max * 2);
-        self.delay = Some(match self.delay {
-            Some(d) if !expired => (d * 2).min(config.max),
-            _ => config.initial,
-        });
+        let previous = self
+            .delay
+            .filter(|_| !config.expired(self.last_failure, now));
+        self.delay = Some(config.after(previous.unwrap_or(Duration::ZERO)));
         self.last_failure = Some(now);
     }
 
