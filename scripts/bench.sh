@@ -425,7 +425,7 @@ if [ -x "$wasmtime_cli" ]; then
 else
     base=""
 fi
-echo "VALUE|size|wasmhook ($([ $quick = 1 ] && echo dev || echo release) binary)|$(size_mib "$bin")|MiB|$base|$([ $quick = 1 ] && echo 'dev profile: unstripped, means nothing' || echo 'profile.release: debug info stripped, symbols kept')" >>"$lines"
+echo "VALUE|size|wasmhook ($([ $quick = 1 ] && echo dev || echo release) binary)|$(size_mib "$bin")|MiB|$base|$([ $quick = 1 ] && echo 'dev profile: unstripped, means nothing' || echo 'profile.release: debug info and symbols stripped (panics keep file:line)')" >>"$lines"
 
 # --- compiling large components: cranelift (ours, the CLI's) vs Winch, and ahead of time ---
 log "languages: compilers"
