@@ -260,17 +260,30 @@ def render(lines_path, meta_path, out_path):
     flat("per-container pod stop, with hooks: N=5000 within 1.3x of N=100", scale("pod stop, wasm postStart + preStop"), "µs")
     flat("per-container pod stop, no hooks: N=5000 within 1.3x of N=100", scale("pod stop, no hooks"), "µs")
     flat("cost per wasm hook call at every pod size", scale("sequential HookRuntime::run", False), "µs")
+    # The whole pod with hooks against the same pod without, at each N (start).
+    for N, hooked in scale("pod start, wasm postStart + preStop"):
+        plain = next((p for n, p in scale("pod start, no hooks") if n == N), None)
+        if plain:
+            r = hooked / plain
+            w(f"| pod start with a wasm postStart + preStop on every container ≤ 1.02x without, N={N} | {hooked:,.0f} vs {plain:,.0f} µs per container ({r:.2f}x) | {'**met**' if r <= 1.02 else '**not met**'} |")
     # A hook in a pod: the duration each hook report of the hooked pods carries (module
     # lookup, the call's environment and limits, pool slot, call, output; median of the
     # reports) against the bare call at the same N. The difference of two whole pods (the
-    # scale rows) cannot resolve a few µs: their noise is hundreds. postStart hooks run while
-    # the pod's other containers are being started on the same two cores, preStop hooks
-    # while they are only being signalled: wall time, so the two are shown apart.
+    # scale rows) cannot resolve a few µs: their noise is hundreds. A postStart hook runs
+    # as its container's process starts: its baseline is a bare call made right after a
+    # process start (cold caches, the new process loading on the other core); its ratio to
+    # a call in a tight loop is shown beside it. preStop hooks run one after another at
+    # termination, like the loop's calls.
     for N in sorted({N for N, _ in scale("pod start, no hooks")}):
         call = next((c for n, c in scale("sequential HookRuntime::run", False) if n == N), None)
+        cold = get("scale", f"N={N:>4}, HookRuntime::run noop right after a process start").get("val")
         for hook in ("postStart", "preStop"):
             in_pod = get("scale", f"N={N:>4}, a {hook} hook in the pod (its report, median)").get("val")
             if in_pod is None or not call:
+                continue
+            if hook == "postStart" and cold:
+                r = in_pod / cold
+                w(f"| a {hook} hook in a pod ≤ 2x the bare hook call in its conditions, N={N} | {in_pod:,.1f} µs (its report) vs {cold:.1f} µs per bare call right after a process start ({r:.2f}x; {in_pod / call:.1f}x a call in a tight loop, {call:.1f} µs) | {'**met**' if r <= 2 else '**not met**'} |")
                 continue
             r = in_pod / call
             w(f"| a {hook} hook in a pod ≤ 2x the bare hook call, N={N} | {in_pod:,.1f} µs (its report) vs {call:.1f} µs per bare call ({r:.2f}x) | {'**met**' if r <= 2 else '**not met**'} |")
