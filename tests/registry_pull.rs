@@ -253,6 +253,58 @@ fn missing_tag_then_back_off() {
     );
 }
 
+/// As the kubelet's SyncPod: an app container whose image cannot be pulled does not hold
+/// back the app container after it, which starts and runs while the first one is in the
+/// pull back-off.
+#[test]
+fn a_missing_image_does_not_hold_back_the_next_container() {
+    if !registry::ready() {
+        return;
+    }
+    let reg = registry::Registry::start();
+    let present = reg.reference("app:v1");
+    rt().block_on(push_image(
+        &reg.client(),
+        &present,
+        host_and_foreign_arch().0,
+        "second ran",
+        Compression::Gzip,
+    ));
+    let missing = reg.reference("app:missing");
+    let tmp = TempDir::new("next");
+    let state = tmp.sub("state");
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  restartPolicy: Never\n  \
+         containers:\n  - name: first\n    image: {missing}\n    command: [sh, -c, 'echo first ran']\n  \
+         - name: second\n    image: {present}\n    command: [sh, -c, 'cat /etc/marker; echo']\n"
+    );
+    let path = tmp.path().join("pod.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let r = run_pod(&tmp, &state, &reg, path_str(&path), &["--stop-after", "3s"]);
+    let of = |c: &str| -> Vec<String> {
+        r.events()
+            .iter()
+            .filter(|e| e["container"] == c)
+            .map(|e| s(&e["reason"]))
+            .collect()
+    };
+    let (first, second) = (of("first"), of("second"));
+    assert_eq!(first[..3], ["Pulling", "Failed", "Failed"], "{}", r.dump());
+    assert!(first.iter().any(|r| r == "BackOff"), "{}", r.dump());
+    assert!(!first.iter().any(|r| r == "Created"), "{}", r.dump());
+    assert_eq!(
+        second[..4],
+        ["Pulling", "Pulled", "Created", "Started"],
+        "{}",
+        r.dump()
+    );
+    assert_eq!(log_lines(&r), ["second ran"], "{}", r.dump());
+    let c = r.container_status("p", "first");
+    assert_eq!(s(&c["state"]), "waiting", "{c}");
+    let c = r.container_status("p", "second");
+    assert_eq!(s(&c["state"]), "terminated", "{c}");
+}
+
 /// A reference that does not parse: the kubelet's `InspectFailed` and `InvalidImageName`,
 /// no registry asked.
 #[test]

@@ -1,10 +1,13 @@
 //! Starting a pod's containers (`lifecycle-semantics.md` §4, §6): init containers one by
 //! one, then sidecars and app containers in spec order, each created, started and through
-//! its postStart before the next.
+//! its postStart before the next. An app container whose image is not there yet is left
+//! to its supervisor, as the kubelet goes on to the next container.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::image::ImageAttempt;
 use super::{waiting, Pod};
 use crate::engine::plan::RestartPolicy;
 use crate::engine::status::{ContainerRole, ContainerState};
@@ -25,17 +28,44 @@ impl Pod {
                         return;
                     }
                 }
-                ContainerRole::Sidecar | ContainerRole::App => {
+                ContainerRole::Sidecar => {
                     self.start_container(idx).await;
-                    let pod = self.clone();
-                    let task = tokio::spawn(async move { pod.supervise(idx).await });
-                    lock(&self.supervisors).push(task);
-                    if self.plan.containers[idx].role == ContainerRole::Sidecar {
-                        self.wait_for_startup(idx).await;
+                    self.supervise_in_background(idx, None);
+                    self.wait_for_startup(idx).await;
+                }
+                ContainerRole::App => {
+                    // As the kubelet's SyncPod: one attempt at the image, and a container
+                    // whose image is not there yet does not hold back the ones after it;
+                    // its supervisor keeps trying, then starts it.
+                    match self.image_attempt(idx).await {
+                        ImageAttempt::Ready => {
+                            self.create_and_start(idx).await;
+                            self.supervise_in_background(idx, None);
+                        }
+                        ImageAttempt::RetryIn(delay) => {
+                            self.supervise_in_background(idx, Some(delay))
+                        }
+                        ImageAttempt::Terminating => return,
                     }
                 }
             }
         }
+    }
+
+    /// Supervise container `idx` on a task of its own ([`Pod::supervise`]). With
+    /// `image_retry`, its image is not there yet: the task starts it first, trying again
+    /// for the image after that long.
+    fn supervise_in_background(self: &Arc<Self>, idx: usize, image_retry: Option<Duration>) {
+        let pod = self.clone();
+        let task = tokio::spawn(async move {
+            if let Some(delay) = image_retry {
+                if pod.retry_in(delay).await {
+                    pod.start_container(idx).await;
+                }
+            }
+            pod.supervise(idx).await
+        });
+        lock(&self.supervisors).push(task);
     }
 
     /// A sidecar with a startup probe holds back the next container until the probe has
@@ -89,11 +119,13 @@ impl Pod {
     /// Ensure its image, create and start container `idx`, then run its postStart (§4).
     /// `true` when the container was started (even if postStart then failed and killed it).
     pub(super) async fn start_container(&self, idx: usize) -> bool {
+        self.ensure_image(idx).await && self.create_and_start(idx).await
+    }
+
+    /// [`Pod::start_container`] once the image is there.
+    async fn create_and_start(&self, idx: usize) -> bool {
         let c = &self.plan.containers[idx];
         let backend = &self.engine.backend;
-        if !self.ensure_image(idx).await {
-            return false;
-        }
         let id = match backend
             .create_container(&self.sandbox, &c.container_spec(&self.sandbox))
             .await
