@@ -30,7 +30,6 @@ pub mod upstream;
 mod context;
 mod exec_sync;
 pub mod metrics;
-mod modules;
 mod proto;
 pub mod relay;
 mod route;
@@ -49,11 +48,11 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::grpc::{self, Body};
+use crate::handlers::exec::ContainerModules;
 use crate::hook::HookSettings;
 use crate::wasm::HookRuntime;
 use context::Contexts;
 use metrics::Metrics;
-use modules::Modules;
 use route::{Ending, Route};
 use upstream::Upstream;
 
@@ -93,7 +92,7 @@ impl Default for CriProxyConfig {
             listen: DEFAULT_LISTEN.into(),
             runtime_endpoint: DEFAULT_RUNTIME_ENDPOINT.into(),
             defaults: HookSettings::default(),
-            compile_timeout: Duration::from_secs(60),
+            compile_timeout: crate::handlers::exec::DEFAULT_COMPILE_TIMEOUT,
             lookup_timeout: Duration::from_secs(10),
             max_output: grpc::MAX_MESSAGE,
             metrics_addr: None,
@@ -113,7 +112,7 @@ pub(crate) struct Shared {
     upstream: Arc<Upstream>,
     runtime: HookRuntime,
     contexts: Contexts,
-    modules: Modules,
+    modules: ContainerModules,
     metrics: Arc<Metrics>,
 }
 
@@ -197,7 +196,7 @@ impl CriProxy {
         let shared = Arc::new(Shared {
             upstream: Arc::new(Upstream::new(config.runtime_endpoint.clone())),
             contexts: Contexts::new(config.lookup_timeout),
-            modules: Modules::new(config.compile_timeout),
+            modules: ContainerModules::new(config.compile_timeout),
             metrics: Arc::new(Metrics::new()),
             runtime,
             config,

@@ -175,6 +175,7 @@ impl HookOutcome {
 pub struct Handlers {
     wasm: HookRuntime,
     http: http::HttpClient,
+    modules: Arc<exec::ContainerModules>,
 }
 
 impl Handlers {
@@ -182,11 +183,17 @@ impl Handlers {
         Handlers {
             wasm,
             http: http::HttpClient::new(),
+            modules: Arc::new(exec::ContainerModules::new(exec::DEFAULT_COMPILE_TIMEOUT)),
         }
     }
 
     pub fn wasm(&self) -> &HookRuntime {
         &self.wasm
+    }
+
+    /// Modules found in containers, compiled once per file (exec hooks and probes).
+    pub fn container_modules(&self) -> &exec::ContainerModules {
+        &self.modules
     }
 
     /// The HTTP client of httpGet hooks, shared with httpGet probes.
@@ -197,9 +204,7 @@ impl Handlers {
     /// Run `hook` to completion, its deadline, or cancellation, whichever comes first.
     pub async fn run(&self, hook: &Hook, ctx: &HookContext) -> HookOutcome {
         match hook {
-            Hook::Exec { module, argv } => {
-                exec::run(&self.wasm, module.as_deref(), argv, ctx).await
-            }
+            Hook::Exec { module, argv } => exec::run(self, module.as_deref(), argv, ctx).await,
             Hook::HttpGet(action) => http::run(&self.http, action, ctx).await,
             Hook::TcpSocket(action) => tcp::run(action, ctx).await,
             Hook::Sleep(action) => sleep::run(action, ctx).await,

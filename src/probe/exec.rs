@@ -25,19 +25,20 @@ use super::{ProbeContext, ProbeOutcome, ProbeResult};
 use crate::backend::ErrorKind;
 use crate::events::go_quote;
 use crate::handlers::exec::{exec_native, invocation_for, locate, Command};
-use crate::handlers::ContainerHandle;
-use crate::wasm::{ExecOutcome, ExecStatus, HookRuntime};
+use crate::handlers::{ContainerHandle, Handlers};
+use crate::wasm::{ExecOutcome, ExecStatus};
 
 /// The kubelet's `maxReadLength` of exec probe output.
 const MAX_OUTPUT: usize = 10 << 10;
 
 pub async fn run(
-    rt: &HookRuntime,
+    h: &Handlers,
     module: Option<&Path>,
     argv: &[String],
     ctx: &ProbeContext,
 ) -> ProbeOutcome {
-    let module = match locate(rt, module, argv, &ctx.target, ctx.settings.exec_policy) {
+    let rt = h.wasm();
+    let module = match locate(h, module, argv, &ctx.target, &ctx.settings).await {
         Ok(Command::Module(m)) => m,
         Ok(Command::Native(c)) => return run_native(&c, argv, ctx).await,
         Err(e) => return cannot_run(e),

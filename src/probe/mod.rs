@@ -153,7 +153,7 @@ pub struct ProbeContext {
 pub async fn run(handlers: &Handlers, handler: &ProbeHandler, ctx: &ProbeContext) -> ProbeOutcome {
     match handler {
         ProbeHandler::Exec { module, argv } => {
-            exec::run(handlers.wasm(), module.as_deref(), argv, ctx).await
+            exec::run(handlers, module.as_deref(), argv, ctx).await
         }
         ProbeHandler::HttpGet(action) => http::run(handlers.http(), action, ctx).await,
         ProbeHandler::TcpSocket(action) => tcp::run(action, ctx).await,

@@ -5,7 +5,8 @@
 //!    as the container's exec would resolve it (absolute, relative to its working
 //!    directory, or on its `PATH`) without ever leaving the container root ([`lookup`]). A
 //!    wasm binary or `.wat` file there is a module shipped in the image; any other file
-//!    there is the container's own command;
+//!    there is the container's own command. Its module is compiled once per file
+//!    ([`ContainerModules`], shared with the CRI front);
 //! 2. the module the plan resolved on the host: absolute, next to the manifest, in
 //!    `--hooks-dir` (a `.cwasm` only here, never from a container);
 //! 3. otherwise a native command.
@@ -23,15 +24,17 @@
 //! <trap>`, or `command '<argv>' stopped: <limit>` for the limits the kubelet does not have.
 
 pub mod lookup;
+mod modules;
 
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{Mode, OFlags};
 use tokio_util::sync::CancellationToken;
 
-use super::{ContainerHandle, HookContext, HookKind, HookOutcome, HookSettings, HookTarget};
+use super::{
+    ContainerHandle, Handlers, HookContext, HookKind, HookOutcome, HookSettings, HookTarget,
+};
 use crate::backend::{ErrorKind, ExecOutput};
 use crate::events::go_quote;
 use crate::hook::{ExecPolicy, HostCommand};
@@ -41,18 +44,20 @@ use crate::wasm::{
     call_env, ExecOutcome, ExecStatus, HookModule, HookRuntime, Invocation, Preopen,
 };
 use lookup::CommandKind;
+pub use modules::{ContainerModules, DEFAULT_COMPILE_TIMEOUT};
 
 /// The largest module file read from a container (a module is data to us: bounded).
 pub const MAX_MODULE_SIZE: u64 = 256 << 20;
 
 pub async fn run(
-    rt: &HookRuntime,
+    h: &Handlers,
     module: Option<&Path>,
     argv: &[String],
     ctx: &HookContext,
 ) -> HookOutcome {
     let started = Instant::now();
-    let command = match locate(rt, module, argv, &ctx.target, ctx.settings.exec_policy) {
+    let rt = h.wasm();
+    let command = match locate(h, module, argv, &ctx.target, &ctx.settings).await {
         Ok(c) => c,
         Err(e) => {
             let err = format!("command '{}' could not run: {e}", argv.join(" "));
@@ -86,19 +91,23 @@ pub enum Command {
     Native(ContainerHandle),
 }
 
-/// Find what `argv[0]` is, in the order of the module docs. `module` is what the plan
-/// resolved on the host. `Err` says why the command cannot run at all: a module that does
-/// not load, a native command the policy refuses or that has no container to run in.
-pub fn locate(
-    rt: &HookRuntime,
+/// Find what `argv[0]` is, in the order of the module docs, for a call with `settings`
+/// (its exec policy; with fuel, a module is prepared for the metered engine). `module` is
+/// what the plan resolved on the host. `Err` says why the command cannot run at all: a
+/// module that does not load, a native command the policy refuses or that has no container
+/// to run in.
+pub async fn locate(
+    h: &Handlers,
     module: Option<&Path>,
     argv: &[String],
     target: &HookTarget,
-    policy: ExecPolicy,
+    settings: &HookSettings,
 ) -> Result<Command, String> {
+    let rt = h.wasm();
+    let policy = settings.exec_policy;
     let cmd0 = argv.first().map(String::as_str).unwrap_or_default();
     if let Some(c) = &target.instance {
-        match find_in_container(rt, c, cmd0) {
+        match find_in_container(h, c, cmd0, settings.fuel.is_some()).await {
             InContainer::Absent => {}
             InContainer::Module(m) => return Ok(Command::Module(m)),
             InContainer::Native => return native(c, cmd0, policy),
@@ -131,7 +140,12 @@ enum InContainer {
     Invalid(String),
 }
 
-fn find_in_container(rt: &HookRuntime, c: &ContainerHandle, cmd0: &str) -> InContainer {
+async fn find_in_container(
+    h: &Handlers,
+    c: &ContainerHandle,
+    cmd0: &str,
+    fuel: bool,
+) -> InContainer {
     let Some(root) = c.backend.command_root(&c.id) else {
         return InContainer::Absent;
     };
@@ -143,30 +157,20 @@ fn find_in_container(rt: &HookRuntime, c: &ContainerHandle, cmd0: &str) -> InCon
         return InContainer::Absent;
     };
     match lookup::command_kind(&found.file, &found.path) {
-        Ok(CommandKind::Wasm | CommandKind::Wat) => match load_from(rt, found) {
-            Ok(m) => InContainer::Module(m),
-            Err(why) => InContainer::Invalid(why),
-        },
+        Ok(CommandKind::Wasm | CommandKind::Wat) => {
+            let name = format!("{} (in the container)", found.path);
+            match h
+                .container_modules()
+                .load(h.wasm(), found.file, &name, fuel)
+                .await
+            {
+                Ok(m) => InContainer::Module(m),
+                Err(why) => InContainer::Invalid(why),
+            }
+        }
         Ok(CommandKind::Other) => InContainer::Native,
         Err(e) => InContainer::Invalid(format!("{}: {e}", found.path)),
     }
-}
-
-/// Load the module in a file found in a container (named by its path there).
-fn load_from(rt: &HookRuntime, found: lookup::Found) -> Result<HookModule, String> {
-    let name = format!("{} (in the container)", found.path);
-    let mut bytes = Vec::new();
-    found
-        .file
-        .take(MAX_MODULE_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{name}: {e}"))?;
-    if bytes.len() as u64 > MAX_MODULE_SIZE {
-        return Err(format!(
-            "{name}: module is larger than the {MAX_MODULE_SIZE} bytes wasmhook reads"
-        ));
-    }
-    rt.load_bytes(&name, &bytes).map_err(|e| e.to_string())
 }
 
 fn native(c: &ContainerHandle, cmd0: &str, policy: ExecPolicy) -> Result<Command, String> {

@@ -1,15 +1,14 @@
-//! Modules found in containers, compiled once per file content for the whole node, and
-//! compiled off the request path.
+//! Modules found in containers, compiled once per file content, off the call's path, for
+//! both fronts: exec hooks and probes of the engine (`/proc/<pid>/root` of a runc
+//! container) and wasm `ExecSync` calls of the CRI proxy.
 //!
 //! A module file is known by its identity on disk (device, inode, size, mtime): a warm call
 //! costs one `fstat`, no read and no hash. A new file is read and handed to
 //! [`HookRuntime::load_bytes`] (which dedups by content and uses the disk cache), on a
-//! blocking thread, under a bound of its own ([`CriProxyConfig::compile_timeout`]): compile
-//! time is never charged to the call's deadline, and concurrent calls for the same new file
-//! wait for one compile. A compile that outlives its bound goes on in the background, and
-//! later calls use its result.
-//!
-//! [`CriProxyConfig::compile_timeout`]: super::CriProxyConfig::compile_timeout
+//! blocking thread, under a bound of its own ([`ContainerModules::new`]): compile time is
+//! never charged to the call's deadline, and concurrent calls for the same new file wait
+//! for one compile. A compile that outlives its bound goes on in the background, and later
+//! calls use its result.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,10 +22,14 @@ use tokio::sync::OnceCell;
 use crate::lock;
 use crate::wasm::{HookModule, HookRuntime};
 
-pub use crate::handlers::exec::MAX_MODULE_SIZE;
+use super::MAX_MODULE_SIZE;
 
 /// Entries kept before the table is cleared (modules stay in the runtime's content cache).
 const MAX_ENTRIES: usize = 4096;
+
+/// How long a call waits for a new module to compile, unless told otherwise: a large
+/// component (an interpreter) takes seconds on a busy node.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 struct FileKey {
@@ -40,14 +43,16 @@ struct FileKey {
 
 type Slot = Arc<OnceCell<Result<HookModule, String>>>;
 
-pub struct Modules {
+/// The table of modules found in containers. `Send + Sync`; one per front.
+pub struct ContainerModules {
     slots: Mutex<HashMap<FileKey, Slot>>,
     compile_timeout: Duration,
 }
 
-impl Modules {
+impl ContainerModules {
+    /// A call waits at most `compile_timeout` for a new module to compile.
     pub fn new(compile_timeout: Duration) -> Self {
-        Modules {
+        ContainerModules {
             slots: Mutex::new(HashMap::new()),
             compile_timeout,
         }
@@ -121,4 +126,56 @@ fn compile(rt: &HookRuntime, mut file: File, name: &str, fuel: bool) -> Result<H
         HookRuntime::prepared(&rt.inner, &module, true)?;
     }
     Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wasm::{Allocator, RuntimeConfig};
+
+    const NOOP: &str = r#"(module (memory (export "memory") 1) (func (export "_start")))"#;
+    // Same length as NOOP, other content.
+    const NOPE: &str = r#"(module (memory (export "memory") 2) (func (export "_start")))"#;
+
+    fn open(path: &std::path::Path) -> File {
+        File::open(path).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_is_read_once_per_identity() {
+        let rt = HookRuntime::new(RuntimeConfig {
+            allocator: Allocator::OnDemand,
+            cache_dir: None,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let modules = ContainerModules::new(DEFAULT_COMPILE_TIMEOUT);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hook.wat");
+        std::fs::write(&path, NOOP).unwrap();
+        let first = modules
+            .load(&rt, open(&path), "hook.wat", false)
+            .await
+            .unwrap();
+
+        // Rewritten in place with the same length and mtime: the same identity, so the
+        // module comes from the table, not from the file.
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, NOPE).unwrap();
+        open(&path).set_modified(mtime).unwrap();
+        let warm = modules
+            .load(&rt, open(&path), "hook.wat", false)
+            .await
+            .unwrap();
+        assert_eq!(warm.content_hash(), first.content_hash());
+
+        // A new mtime is a new identity: read and compiled again.
+        let later = mtime + Duration::from_secs(1);
+        open(&path).set_modified(later).unwrap();
+        let changed = modules
+            .load(&rt, open(&path), "hook.wat", false)
+            .await
+            .unwrap();
+        assert_ne!(changed.content_hash(), first.content_hash());
+    }
 }
