@@ -350,6 +350,10 @@ run_bench() { # name, env assignments...
 log "build"
 cargo bench -q "${profile[@]}" --no-run --bench hooks --bench handlers --bench throughput --bench engine --bench cri --bench languages
 if [ $quick = 1 ]; then cargo build -q --bin wasmhook; else cargo build -q --release --bin wasmhook; fi
+# The binary as a user gets it, kept apart: every `cargo bench` below rebuilds
+# target/release/wasmhook with the bench profile (symbols kept, for perf).
+cp "$bin" "$work/wasmhook"
+bin=$work/wasmhook
 
 run_bench hooks
 run_bench handlers
