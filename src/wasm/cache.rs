@@ -21,7 +21,7 @@ use wasmtime::component::Component;
 use wasmtime::{InstancePre, Module};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::invoke::{P1State, P2State};
+use super::context::{P1State, P2State};
 use super::typed::HookPre;
 use super::{EngineSet, HookRuntime, Inner};
 

@@ -21,15 +21,19 @@
 //!   checksum, or from a file when [`RuntimeConfig::allow_precompiled`] says so.
 
 mod cache;
+mod context;
 mod invoke;
 mod limits;
 mod network;
+mod outcome;
 mod output;
 mod typed;
 
 pub use cache::{is_module_file, CacheStats, HookModule, LoadError, ModuleKind};
-pub use invoke::{call_env, ExecOutcome, ExecStatus, HookIdentity, Invocation, Preopen};
+pub use context::call_env;
+pub use invoke::{HookIdentity, Invocation, Preopen};
 pub use limits::Limits;
+pub use outcome::{ExecOutcome, ExecStatus};
 pub use output::{CapturedOutput, OutputBuffer};
 
 use std::collections::HashMap;
@@ -40,7 +44,7 @@ use std::time::Duration;
 use wasmtime::component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
-use invoke::{P1State, P2State};
+use context::{P1State, P2State};
 
 /// How often the epoch advances. It is the resolution of the wall-clock timeout and the
 /// longest a running hook goes without yielding to the async executor.
