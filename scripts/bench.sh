@@ -154,7 +154,9 @@ def render(lines_path, meta_path, out_path):
                      "`benches/cri.rs`: P pods of 5 busybox `sleep` containers started through a "
                      "`wasmhook cri` process in front of the private containerd (sandbox, then create "
                      "+ start of each container; pods one after another, as one kubelet pod worker), "
-                     "and P=20 straight to containerd; then one wasm `ExecSync` per container (first: "
+                     "and each P straight to containerd first (the baseline of the proxy's row at that P: "
+                     "containerd's own growth with P shows apart from the proxy's); then one wasm "
+                     "`ExecSync` per container (first: "
                      "its context looked up; warm: cached). Memory per pod is the proxy's RSS after the "
                      "rounds less before (module compiled before), over P."),
         "size": ("Binary size", "The file a node installs."),
@@ -303,6 +305,17 @@ def render(lines_path, meta_path, out_path):
                 out.append((int(n.rsplit("P=", 1)[1]), r["val"]))
         return sorted(out)
     flat("pods through the CRI proxy: start per pod, P=200 within 1.3x of P=20", proxied("pod start"), "ms", largest_needed=200)
+    # The same pods straight to containerd: how much of the growth is containerd's own, and
+    # the proxy's share at each P (through it / straight, same P).
+    straight = sorted((int(n.rsplit("P=", 1)[1]), r["val"]) for n, r in rows.get("cri-pods", {}).items()
+                      if n.startswith("pod start") and "straight to containerd" in n and "val" in r)
+    if len(straight) >= 2:
+        txt = ", ".join(f"{P}: {v:,.1f} ms" for P, v in straight)
+        w(f"| (context) the same pods straight to containerd: start per pod | {txt} (largest / smallest {straight[-1][1] / straight[0][1]:.2f}x) | containerd alone |")
+    shares = [(P, v / dict(straight)[P]) for P, v in proxied("pod start") if P in dict(straight)]
+    if shares:
+        txt = ", ".join(f"{P}: {r:.2f}x" for P, r in shares)
+        w(f"| (context) pod start through the proxy / straight to containerd, same P | {txt} | the proxy's share |")
     flat("pods through the CRI proxy: proxy memory per pod, P=200 within 1.3x of P=20", proxied("proxy memory per pod"), "KiB", largest_needed=200)
     flat("pods through the CRI proxy: warm wasm `ExecSync`, P=200 within 1.3x of P=20", proxied("wasm ExecSync, warm"), "µs", largest_needed=200)
     size = next((r for n, r in rows.get("size", {}).items() if n.startswith("wasmhook") and "val" in r), None)
