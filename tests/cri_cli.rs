@@ -94,6 +94,13 @@ fn cri_replaces_a_stale_socket_answers_unavailable_and_stops_on_sigterm() {
     std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     assert!(std::fs::metadata(&sock).unwrap().file_type().is_socket());
+    // A sibling test's `pre_exec` child is a fork of this process: until it execs, it holds
+    // a copy of the listener, and a connect succeeds. Stale means refused.
+    wait_for(
+        "the stale socket to refuse",
+        Duration::from_secs(20),
+        || std::os::unix::net::UnixStream::connect(&sock).is_err(),
+    );
 
     let mut proxy = start(&format!("unix://{}", sock.display()), &runtime);
     wait_for("the proxy's socket", Duration::from_secs(20), || {
