@@ -20,14 +20,14 @@ use crate::hook::HookKind;
 /// Store data of preview 1 modules.
 pub(crate) struct P1State {
     pub(crate) wasi: WasiP1Ctx,
-    pub(super) limiter: StoreLimiter,
+    limiter: StoreLimiter,
 }
 
 /// Store data of components.
 pub(crate) struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
-    pub(super) limiter: StoreLimiter,
+    limiter: StoreLimiter,
     http: WasiHttpCtx,
     http_policy: HttpPolicy,
 }
@@ -197,6 +197,23 @@ pub(super) fn typed_context(inv: &Invocation) -> typed::Context {
                 read_only: p.read_only,
             })
             .collect(),
+    }
+}
+
+/// Store data with a resource limiter.
+pub(super) trait Limited {
+    fn limiter(&mut self) -> &mut StoreLimiter;
+}
+
+impl Limited for P1State {
+    fn limiter(&mut self) -> &mut StoreLimiter {
+        &mut self.limiter
+    }
+}
+
+impl Limited for P2State {
+    fn limiter(&mut self) -> &mut StoreLimiter {
+        &mut self.limiter
     }
 }
 

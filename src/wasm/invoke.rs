@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::cache::{HookModule, Prepared};
-use super::context::{p1_state, p2_state, typed_context, wasi_builder};
+use super::context::{p1_state, p2_state, typed_context, wasi_builder, Limited};
 use super::limits::Limits;
 use super::network::{HttpPolicy, NetworkGuard};
 use super::outcome::{classify, DeadlineReached, ExecOutcome, ExecStatus};
@@ -209,9 +209,8 @@ impl HookRuntime {
         };
         match &*prepared {
             Prepared::P1(pre) => {
-                let mut store = Store::new(pre.module().engine(), p1_state(wasi, limits));
-                store.limiter(|s| &mut s.limiter);
-                configure(&mut store, deadline, limits.fuel);
+                let state = p1_state(wasi, limits);
+                let mut store = new_store(pre.module().engine(), state, limits, deadline);
                 let result = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -226,9 +225,7 @@ impl HookRuntime {
             }
             Prepared::Command(pre) => {
                 let state = p2_state(wasi, http_policy(), limits);
-                let mut store = Store::new(pre.engine(), state);
-                store.limiter(|s| &mut s.limiter);
-                configure(&mut store, deadline, limits.fuel);
+                let mut store = new_store(pre.engine(), state, limits, deadline);
                 let result = async {
                     let cmd = pre.instantiate_async(&mut store).await?;
                     cmd.wasi_cli_run().call_run(&mut store).await
@@ -243,9 +240,7 @@ impl HookRuntime {
             }
             Prepared::Typed(pre) => {
                 let state = p2_state(wasi, http_policy(), limits);
-                let mut store = Store::new(pre.engine(), state);
-                store.limiter(|s| &mut s.limiter);
-                configure(&mut store, deadline, limits.fuel);
+                let mut store = new_store(pre.engine(), state, limits, deadline);
                 let ctx = typed_context(inv);
                 let result = async {
                     let hook = pre.instantiate_async(&mut store).await?;
@@ -265,10 +260,18 @@ impl HookRuntime {
     }
 }
 
-/// Fuel budget and the epoch deadline: at every tick the guest yields to the executor (so
-/// cancellation and other tasks make progress), and past `deadline` it traps.
-fn configure<T: 'static>(store: &mut Store<T>, deadline: Instant, fuel: Option<u64>) {
-    if let Some(fuel) = fuel {
+/// The store of one call: `state` with its resource limiter, the fuel budget, and the epoch
+/// deadline: at every tick the guest yields to the executor (so cancellation and other tasks
+/// make progress), and past `deadline` it traps.
+fn new_store<T: Limited + 'static>(
+    engine: &wasmtime::Engine,
+    state: T,
+    limits: &Limits,
+    deadline: Instant,
+) -> Store<T> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    if let Some(fuel) = limits.fuel {
         store
             .set_fuel(fuel)
             .expect("fuel is enabled on the engine that prepared this module");
@@ -281,6 +284,7 @@ fn configure<T: 'static>(store: &mut Store<T>, deadline: Instant, fuel: Option<u
             Ok(UpdateDeadline::Yield(1))
         }
     });
+    store
 }
 
 fn fuel_consumed<T: 'static>(store: &Store<T>, budget: Option<u64>) -> Option<u64> {
