@@ -28,13 +28,12 @@
 //! ` grpc-go/<version>` suffix.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::core::v1::GRPCAction;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::io::InspectReader;
 
 use super::{ProbeContext, ProbeOutcome, ProbeResult};
 use crate::events::{go_duration, go_quote};
@@ -217,10 +216,17 @@ async fn http2_connect(host: &str, port: u16, ctx: &ProbeContext) -> Option<(Sen
     };
     let _ = tcp.set_nodelay(true);
     let (spoke_tx, mut spoke_rx) = tokio::sync::watch::channel(false);
-    let io = Spoke {
-        inner: tcp,
-        spoke: Some(spoke_tx),
-    };
+    let mut spoke_tx = Some(spoke_tx);
+    let io: Spoke = InspectReader::new(
+        tcp,
+        Box::new(move |read: &[u8]| {
+            if !read.is_empty() {
+                if let Some(tx) = spoke_tx.take() {
+                    let _ = tx.send(true);
+                }
+            }
+        }),
+    );
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .handshake::<_, grpc::Body>(TokioIo::new(io))
         .await
@@ -234,46 +240,9 @@ async fn http2_connect(host: &str, port: u16, ctx: &ProbeContext) -> Option<(Sen
     }
 }
 
-/// A TCP stream that notes the first bytes read from the server.
-struct Spoke {
-    inner: tokio::net::TcpStream,
-    spoke: Option<tokio::sync::watch::Sender<bool>>,
-}
-
-impl AsyncRead for Spoke {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            if let Some(tx) = self.spoke.take() {
-                let _ = tx.send(true);
-            }
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Spoke {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+/// A TCP stream that notes the first bytes read from the server: the closure sends `true` on
+/// its first non-empty read and then holds nothing.
+type Spoke = InspectReader<tokio::net::TcpStream, Box<dyn FnMut(&[u8]) + Send>>;
 
 #[cfg(test)]
 mod tests {
