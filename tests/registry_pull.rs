@@ -456,3 +456,67 @@ fn the_images_directory_wins() {
     );
     assert!(m.iter().all(|(r, _)| r != "Pulling"), "{m:?}");
 }
+
+/// Pull progress, through the library: every report's bytes grow to the blobs' total, the
+/// last one says done with every blob; a second pull (`Always`) finds the image unpacked and
+/// reports nothing.
+#[test]
+fn pull_progress_counts_every_fetched_byte() {
+    use std::sync::{Arc, Mutex};
+    use wasmhook::backend::runc::pull::{ProgressSink, PullProgress};
+    use wasmhook::backend::runc::{RuncBackend, RuncBackendConfig};
+    use wasmhook::backend::Backend;
+
+    if !registry::ready() {
+        return;
+    }
+    let reg = registry::Registry::start();
+    let image = reg.reference("progress:v1");
+    rt().block_on(push_image(
+        &reg.client(),
+        &image,
+        host_and_foreign_arch().0,
+        "progress",
+        Compression::Gzip,
+    ));
+    let tmp = TempDir::new("progress");
+    let reports: Arc<Mutex<Vec<PullProgress>>> = Arc::default();
+    let sink = {
+        let reports = reports.clone();
+        ProgressSink(Arc::new(move |p: &PullProgress| {
+            reports.lock().unwrap().push(p.clone())
+        }))
+    };
+    let backend = RuncBackend::new(RuncBackendConfig {
+        state_dir: Some(tmp.sub("state")),
+        insecure_registries: vec![reg.addr.clone()],
+        pull_progress: Some(sink),
+        ..RuncBackendConfig::default()
+    });
+    let pulled = rt().block_on(backend.pull_image(&image)).expect("pull");
+
+    let first = std::mem::take(&mut *reports.lock().unwrap());
+    let last = first.last().expect("progress reports").clone();
+    assert!(last.done, "{last:?}");
+    assert_eq!(last.blobs_done, last.blobs, "{last:?}");
+    assert!(last.total > 0, "{last:?}");
+    assert_eq!(last.bytes, last.total, "{last:?}");
+    assert_eq!(last.total, pulled.size, "{last:?} {pulled:?}");
+    assert!(
+        first.windows(2).all(|w| w[0].bytes <= w[1].bytes),
+        "bytes never go back: {first:?}"
+    );
+    assert!(
+        first
+            .iter()
+            .filter(|p| p.bytes > 0 && p.bytes < p.total)
+            .count()
+            > 0,
+        "reports while the blobs stream in: {first:?}"
+    );
+
+    rt().block_on(backend.pull_image(&image))
+        .expect("second pull");
+    let second = reports.lock().unwrap().clone();
+    assert!(second.is_empty(), "{second:?}");
+}

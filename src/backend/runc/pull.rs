@@ -21,10 +21,8 @@
 //! answered anonymously by `oci-client`).
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -33,7 +31,7 @@ use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::Digest as _;
-use tokio::io::AsyncWrite;
+use tokio_util::io::InspectWriter;
 
 use super::image::{self, Image};
 use crate::backend::{BackendError, PulledImage};
@@ -67,7 +65,10 @@ impl std::fmt::Debug for ProgressSink {
 
 /// The registry client and the image cache of one backend.
 pub(super) struct Puller {
-    client: Client,
+    /// Built by the first pull ([`Puller::client`]): most backends never pull (a local image
+    /// directory, or every image cached), and building a client loads the TLS roots.
+    client: OnceLock<Client>,
+    insecure: Vec<String>,
     cache_dir: PathBuf,
     progress: Option<ProgressSink>,
 }
@@ -123,22 +124,29 @@ impl Puller {
         cache_dir: PathBuf,
         progress: Option<ProgressSink>,
     ) -> Self {
-        // reqwest takes rustls's process-wide provider. wasmhook's TLS is ring (httpGet
-        // handlers too): install it unless the embedding program chose one already (then
-        // this is a no-op and theirs is used).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(insecure.to_vec()),
-            platform_resolver: Some(Box::new(host_platform)),
-            connect_timeout: Some(std::time::Duration::from_secs(30)),
-            read_timeout: Some(std::time::Duration::from_secs(120)),
-            ..ClientConfig::default()
-        };
         Puller {
-            client: Client::new(config),
+            client: OnceLock::new(),
+            insecure: insecure.to_vec(),
             cache_dir,
             progress,
         }
+    }
+
+    /// The registry client, built on first use.
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| {
+            // reqwest takes rustls's process-wide provider. wasmhook's TLS is ring (httpGet
+            // handlers too): install it unless the embedding program chose one already (then
+            // this is a no-op and theirs is used).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Client::new(ClientConfig {
+                protocol: ClientProtocol::HttpsExcept(self.insecure.clone()),
+                platform_resolver: Some(Box::new(host_platform)),
+                connect_timeout: Some(std::time::Duration::from_secs(30)),
+                read_timeout: Some(std::time::Duration::from_secs(120)),
+                ..ClientConfig::default()
+            })
+        })
     }
 
     /// Pull `image` (see the module docs). Errors read as containerd's do in the kubelet's
@@ -153,7 +161,7 @@ impl Puller {
             ))
         };
         let (manifest, digest) = self
-            .client
+            .client()
             .pull_image_manifest(&reference, &RegistryAuth::Anonymous)
             .await
             .map_err(|e| fail(resolve_error(&whole, e)))?;
@@ -270,12 +278,15 @@ impl Puller {
             tmp.reopen()
                 .map_err(|e| format!("{}: {e}", tmp.path().display()))?,
         );
-        let mut out = Counting {
-            inner: file,
-            progress,
-            sink: self.progress.as_ref(),
-        };
-        self.client
+        // Count the bytes into the pull's progress as they are written.
+        let sink = self.progress.as_ref();
+        let mut out = InspectWriter::new(file, |written: &[u8]| {
+            progress.bytes += written.len() as u64;
+            if let Some(sink) = sink {
+                (sink.0)(progress);
+            }
+        });
+        self.client()
             .pull_blob(reference, d, &mut out)
             .await
             .map_err(|e| format!("failed to fetch {}: {}", d.digest, image::with_causes(&e)))?;
@@ -320,39 +331,6 @@ fn host_platform(entries: &[ImageIndexEntry]) -> Option<String> {
                 .is_some_and(|p| p.os.to_string() == "linux" && p.architecture.to_string() == arch)
         })
         .map(|e| e.digest.clone())
-}
-
-/// A blob file being written, counting bytes into the pull's progress.
-struct Counting<'a> {
-    inner: tokio::fs::File,
-    progress: &'a mut PullProgress,
-    sink: Option<&'a ProgressSink>,
-}
-
-impl AsyncWrite for Counting<'_> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
-            this.progress.bytes += *n as u64;
-            if let Some(sink) = this.sink {
-                (sink.0)(this.progress);
-            }
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]
