@@ -5,9 +5,10 @@
 //! - throughput: `C` tokio tasks on a 2-worker multi-thread runtime share one pooling
 //!   `HookRuntime` and run `noop.wat` until `TOTAL` calls are done; hooks/s = TOTAL / wall
 //!   time, and each call's latency (queueing included) gives median/p99. Variants: default
-//!   limits (3 runs, median hooks/s; the runtime always arms an epoch deadline; no fuel), fuel 10M (+ epoch), and
+//!   limits (the runtime always arms an epoch deadline; no fuel), fuel 10M (+ epoch), and
 //!   "neither": bare wasmtime (pooling, `InstancePre`, no epoch interruption, no fuel) on the
-//!   same tokio runtime and concurrency, which is the baseline of each row.
+//!   same tokio runtime and concurrency, which is the baseline of each row. The variants run
+//!   in 5 interleaved rounds; hooks/s is each one's median round.
 //! - memory: VmRSS before any runtime, after `HookRuntime::new` with a pool of 1000 instances
 //!   and two modules loaded (idle), and with K hooks blocked in `poll_oneoff` (`block.wat`,
 //!   a 1-hour sleep); per hook = (RSS − idle) / K.
@@ -32,6 +33,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
 const POOL: u32 = 1000;
+/// Interleaved rounds per concurrency (odd: the median is one of them).
+const ROUNDS: usize = 5;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -192,7 +195,7 @@ fn main() {
     let total = common::samples(100_000);
     for conc in [1usize, 8, 64] {
         let base = format!("c={conc:>2}, neither: bare wasmtime (no epoch, no fuel)");
-        for (name, target, baseline) in [
+        let variants = [
             (base.clone(), &bare, ""),
             (
                 format!("c={conc:>2}, wasmhook, epoch deadline only"),
@@ -204,34 +207,40 @@ fn main() {
                 &fuel,
                 base.as_str(),
             ),
-        ] {
-            // Three runs; hooks/s is their median, the latencies are pooled.
-            let mut rates = Vec::new();
-            let mut lat = Vec::new();
-            for _ in 0..3 {
+        ];
+        // Rounds interleave the variants (bare, epoch, fuel, bare, ...): this shared machine's
+        // speed drifts over seconds, and a variant measured in one block after another would
+        // carry that drift into its ratio. hooks/s is the median over the rounds, the
+        // latencies are pooled.
+        let mut rates = vec![Vec::new(); variants.len()];
+        let mut lat = vec![Vec::new(); variants.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, target, _)) in variants.iter().enumerate() {
                 let (wall, l) = drive(&tokio, target, conc, total);
-                rates.push(l.len() as f64 / wall.as_secs_f64());
-                lat.extend(l);
+                rates[i].push(l.len() as f64 / wall.as_secs_f64());
+                lat[i].extend(l);
             }
+        }
+        for (((name, _, baseline), mut rates), lat) in variants.iter().zip(rates).zip(lat) {
             rates.sort_by(f64::total_cmp);
             common::emit(
                 "throughput",
-                &name,
+                name,
                 common::stats(&lat),
                 baseline,
                 "per-call latency, queueing included",
             );
             common::emit_value(
                 "throughput",
-                &name,
-                rates[1],
+                name,
+                rates[ROUNDS / 2],
                 "hooks/s",
                 baseline,
                 &format!(
-                    "median of 3 runs of {} calls ({:.0}–{:.0}), 2 tokio workers",
-                    lat.len() / 3,
+                    "median of {ROUNDS} interleaved runs of {} calls ({:.0}–{:.0}), 2 tokio workers",
+                    lat.len() / ROUNDS,
                     rates[0],
-                    rates[2]
+                    rates[ROUNDS - 1]
                 ),
             );
         }
