@@ -4,6 +4,8 @@
 //! `WASMHOOK_REQUIRE_RUNC=1` (set by `.ci/run`) a missing piece FAILS the tests; without it
 //! they are skipped with a message on stderr.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -23,31 +25,11 @@ fn root() -> &'static Path {
 
 /// Whether to run; panics when required and impossible.
 fn runc_ready() -> bool {
-    let required = std::env::var_os("WASMHOOK_REQUIRE_RUNC").is_some_and(|v| v != "0");
-    let problem = wasmhook::backend::runc::available(None)
-        .err()
-        .or_else(|| {
-            (!Path::new("/bin/busybox").exists())
-                .then(|| "/bin/busybox is missing (apt-get install busybox-static)".to_string())
-        })
-        .or_else(|| {
-            Command::new("ip")
-                .arg("-V")
-                .output()
-                .is_err()
-                .then(|| "`ip` is missing (apt-get install iproute2)".to_string())
-        });
-    match problem {
-        None => true,
-        Some(p) if required => panic!("WASMHOOK_REQUIRE_RUNC is set but: {p}"),
-        Some(p) => {
-            eprintln!(
-                "\n*** SKIPPED runc backend test: {p} (set WASMHOOK_REQUIRE_RUNC=1 to fail \
-                 instead) ***\n"
-            );
-            false
-        }
-    }
+    common::can_run(
+        "runc backend test",
+        &["WASMHOOK_REQUIRE_RUNC"],
+        common::runc_problem(),
+    )
 }
 
 /// The test images (`busybox` OCI layout, `busybox-rootfs` plain rootfs), built once per run

@@ -5,6 +5,8 @@
 //! validation, the `http-drain` example pod). The runc backend's side is in
 //! `tests/backend_runc.rs`.
 
+mod common;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -465,12 +467,9 @@ fn malformed_policies_are_refused_with_their_field_path() {
 /// with `WASMHOOK_REQUIRE_RUNC` set (CI) its absence fails the test.
 #[test]
 fn the_http_drain_example_drains_before_sigterm() {
-    if !Path::new("/bin/busybox").exists() && !Path::new("/usr/bin/busybox").exists() {
-        assert!(
-            std::env::var_os("WASMHOOK_REQUIRE_RUNC").is_none(),
-            "busybox is required (WASMHOOK_REQUIRE_RUNC is set)"
-        );
-        eprintln!("skipped: busybox is not installed");
+    let busybox = Path::new("/bin/busybox").exists() || Path::new("/usr/bin/busybox").exists();
+    let problem = (!busybox).then(|| "busybox is missing (apt-get install busybox-static)".into());
+    if !common::can_run("HTTP drain example", &["WASMHOOK_REQUIRE_RUNC"], problem) {
         return;
     }
     let out = wasmhook()

@@ -10,6 +10,8 @@
 //! compile cache, so each component is compiled once per machine, at the pod's admission
 //! (never inside a hook's deadline).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -23,18 +25,18 @@ fn component(language: &str) -> Option<PathBuf> {
     let path = root().join(format!(
         "examples/hooks/build/{language}-hook.component.wasm"
     ));
-    if path.is_file() {
-        return Some(path);
-    }
-    let why = format!(
-        "{} is not built: scripts/install-hook-tools.sh && scripts/build-script-hooks.sh",
-        path.display()
-    );
-    if std::env::var_os("WASMHOOK_REQUIRE_SCRIPT_HOOKS").is_some_and(|v| v != "0") {
-        panic!("WASMHOOK_REQUIRE_SCRIPT_HOOKS is set but {why}");
-    }
-    eprintln!("\n*** SKIPPED: {why} ***\n");
-    None
+    let problem = (!path.is_file()).then(|| {
+        format!(
+            "{} is not built: scripts/install-hook-tools.sh && scripts/build-script-hooks.sh",
+            path.display()
+        )
+    });
+    common::can_run(
+        "script hook test",
+        &["WASMHOOK_REQUIRE_SCRIPT_HOOKS"],
+        problem,
+    )
+    .then_some(path)
 }
 
 /// One pod, one container per case, the component as every hook. `data` is a hostPath

@@ -1,6 +1,8 @@
 //! The wasm hook runtime with real modules: WAT fixtures under `tests/fixtures/wat/` and the
 //! example hooks under `examples/hooks/bin/`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -765,7 +767,6 @@ async fn p2_component_connects_with_network_allowed() {
 
 /// Root and `ip` (iproute2), or a skip; `WASMHOOK_REQUIRE_RUNC=1` (CI) makes it a failure.
 fn netns_ready() -> bool {
-    let required = std::env::var_os("WASMHOOK_REQUIRE_RUNC").is_some_and(|v| v != "0");
     let problem = if !rustix::process::geteuid().is_root() {
         Some("not root".to_string())
     } else if std::process::Command::new("ip").arg("-V").output().is_err() {
@@ -773,17 +774,11 @@ fn netns_ready() -> bool {
     } else {
         None
     };
-    match problem {
-        None => true,
-        Some(p) if required => panic!("WASMHOOK_REQUIRE_RUNC is set but: {p}"),
-        Some(p) => {
-            eprintln!(
-                "\n*** SKIPPED network namespace test: {p} (set WASMHOOK_REQUIRE_RUNC=1 to fail \
-                 instead) ***\n"
-            );
-            false
-        }
-    }
+    common::can_run(
+        "network namespace test",
+        &["WASMHOOK_REQUIRE_RUNC"],
+        problem,
+    )
 }
 
 /// A named network namespace (`ip netns add`) with `lo` up, deleted on drop.

@@ -74,18 +74,11 @@ fn prerequisites() -> Result<(), String> {
 /// `true` when containerd tests can run; otherwise says why on stderr and returns `false`,
 /// or panics when `WASMHOOK_REQUIRE_CONTAINERD` is set (CI).
 pub fn containerd_ready() -> bool {
-    let required = std::env::var_os("WASMHOOK_REQUIRE_CONTAINERD").is_some_and(|v| v != "0");
-    match prerequisites() {
-        Ok(()) => true,
-        Err(p) if required => panic!("WASMHOOK_REQUIRE_CONTAINERD is set but: {p}"),
-        Err(p) => {
-            eprintln!(
-                "\n*** SKIPPED containerd test: {p} (set WASMHOOK_REQUIRE_CONTAINERD=1 to fail \
-                 instead) ***\n"
-            );
-            false
-        }
-    }
+    super::can_run(
+        "containerd test",
+        &["WASMHOOK_REQUIRE_CONTAINERD"],
+        prerequisites().err(),
+    )
 }
 
 impl Containerd {

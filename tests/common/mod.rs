@@ -10,6 +10,47 @@ pub mod run;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Whether a test that needs real services of this machine can run; `problem` says why not
+/// (`None`: it can). Unless one of `require` is set (CI sets them: `.ci/run`), a problem skips
+/// the test with a line on stderr; with one set, it fails the test, so CI never passes by
+/// skipping. `require[0]` is the variable the skip message suggests.
+pub fn can_run(what: &str, require: &[&str], problem: Option<String>) -> bool {
+    let set: Vec<&str> = require
+        .iter()
+        .copied()
+        .filter(|v| std::env::var_os(v).is_some_and(|v| v != "0"))
+        .collect();
+    match problem {
+        None => true,
+        Some(p) if !set.is_empty() => panic!("{} is set but: {p}", set.join(" and ")),
+        Some(p) => {
+            eprintln!(
+                "\n*** SKIPPED {what}: {p} (set {}=1 to fail instead) ***\n",
+                require[0]
+            );
+            false
+        }
+    }
+}
+
+/// What keeps runc containers from running here, if anything: root and `runc`, `/bin/busybox`
+/// (scripts/make-test-image.sh) and `ip` (pod network namespaces).
+pub fn runc_problem() -> Option<String> {
+    wasmhook::backend::runc::available(None)
+        .err()
+        .or_else(|| {
+            (!Path::new("/bin/busybox").exists())
+                .then(|| "/bin/busybox is missing (apt-get install busybox-static)".to_string())
+        })
+        .or_else(|| {
+            std::process::Command::new("ip")
+                .arg("-V")
+                .output()
+                .is_err()
+                .then(|| "`ip` is missing (apt-get install iproute2)".to_string())
+        })
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

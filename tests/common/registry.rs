@@ -29,38 +29,15 @@ const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 /// Panics when `WASMHOOK_REQUIRE_RUNC` or `WASMHOOK_REQUIRE_REGISTRY` is set and a piece is
 /// missing; otherwise prints why and returns `false`.
 pub fn ready() -> bool {
-    let set = |v: &str| std::env::var_os(v).is_some_and(|v| v != "0");
-    let required = set("WASMHOOK_REQUIRE_RUNC") || set("WASMHOOK_REQUIRE_REGISTRY");
-    let problem = wasmhook::backend::runc::available(None)
-        .err()
-        .or_else(|| {
-            (!Path::new("/bin/busybox").exists())
-                .then(|| "/bin/busybox is missing (apt-get install busybox-static)".to_string())
-        })
-        .or_else(|| {
-            Command::new("ip")
-                .arg("-V")
-                .output()
-                .is_err()
-                .then(|| "`ip` is missing (apt-get install iproute2)".to_string())
-        })
-        .or_else(|| {
-            (!Path::new(REGISTRY_BIN).exists())
-                .then(|| format!("{REGISTRY_BIN} is missing (apt-get install docker-registry)"))
-        });
-    match problem {
-        None => true,
-        Some(p) if required => {
-            panic!("WASMHOOK_REQUIRE_RUNC or WASMHOOK_REQUIRE_REGISTRY is set but: {p}")
-        }
-        Some(p) => {
-            eprintln!(
-                "\n*** SKIPPED registry pull test: {p} (set WASMHOOK_REQUIRE_REGISTRY=1 to fail \
-                 instead) ***\n"
-            );
-            false
-        }
-    }
+    let problem = super::runc_problem().or_else(|| {
+        (!Path::new(REGISTRY_BIN).exists())
+            .then(|| format!("{REGISTRY_BIN} is missing (apt-get install docker-registry)"))
+    });
+    super::can_run(
+        "registry pull test",
+        &["WASMHOOK_REQUIRE_REGISTRY", "WASMHOOK_REQUIRE_RUNC"],
+        problem,
+    )
 }
 
 /// A running registry; see the module docs.
