@@ -507,11 +507,7 @@ fn pull_progress_counts_every_fetched_byte() {
         "bytes never go back: {first:?}"
     );
     assert!(
-        first
-            .iter()
-            .filter(|p| p.bytes > 0 && p.bytes < p.total)
-            .count()
-            > 0,
+        first.iter().any(|p| p.bytes > 0 && p.bytes < p.total),
         "reports while the blobs stream in: {first:?}"
     );
 

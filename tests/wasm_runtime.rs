@@ -769,10 +769,8 @@ async fn p2_component_connects_with_network_allowed() {
 fn netns_ready() -> bool {
     let problem = if !rustix::process::geteuid().is_root() {
         Some("not root".to_string())
-    } else if std::process::Command::new("ip").arg("-V").output().is_err() {
-        Some("`ip` is missing (apt-get install iproute2)".to_string())
     } else {
-        None
+        common::ip_problem()
     };
     common::can_run(
         "network namespace test",

@@ -42,13 +42,16 @@ pub fn runc_problem() -> Option<String> {
             (!Path::new("/bin/busybox").exists())
                 .then(|| "/bin/busybox is missing (apt-get install busybox-static)".to_string())
         })
-        .or_else(|| {
-            std::process::Command::new("ip")
-                .arg("-V")
-                .output()
-                .is_err()
-                .then(|| "`ip` is missing (apt-get install iproute2)".to_string())
-        })
+        .or_else(ip_problem)
+}
+
+/// Whether `ip` (iproute2), which makes network namespaces, is missing.
+pub fn ip_problem() -> Option<String> {
+    std::process::Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_err()
+        .then(|| "`ip` is missing (apt-get install iproute2)".to_string())
 }
 
 /// The repository root.
