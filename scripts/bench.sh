@@ -312,7 +312,8 @@ def render(lines_path, meta_path, out_path):
     if len(straight) >= 2:
         txt = ", ".join(f"{P}: {v:,.1f} ms" for P, v in straight)
         w(f"| (context) the same pods straight to containerd: start per pod | {txt} (largest / smallest {straight[-1][1] / straight[0][1]:.2f}x) | containerd alone |")
-    shares = [(P, v / dict(straight)[P]) for P, v in proxied("pod start") if P in dict(straight)]
+    straight_at = dict(straight)
+    shares = [(P, v / straight_at[P]) for P, v in proxied("pod start") if P in straight_at]
     if shares:
         txt = ", ".join(f"{P}: {r:.2f}x" for P, r in shares)
         w(f"| (context) pod start through the proxy / straight to containerd, same P | {txt} | the proxy's share |")
