@@ -595,7 +595,12 @@ fn pod_through_the_cli() {
     if !runc_ready() {
         return;
     }
-    let (records, stdout) = run_pod_json(&root().join("examples/pods/runc-sidecar.yaml"), "3s");
+    let state = tempfile::tempdir().unwrap();
+    let (records, stdout) = run_pod_json_in(
+        state.path(),
+        &root().join("examples/pods/runc-sidecar.yaml"),
+        "3s",
+    );
     let has = |f: &dyn Fn(&serde_json::Value) -> bool| records.iter().any(f);
     for (reason, container) in [
         ("Created", "server"),
@@ -644,7 +649,9 @@ fn pod_through_the_cli() {
         assert_eq!(c["exitCode"], 0, "{stdout}");
     }
     let list = Command::new("runc")
-        .args(["--root", "/run/wasmhook/runc", "list", "-q"])
+        .arg("--root")
+        .arg(state.path().join("runc"))
+        .args(["list", "-q"])
         .output()
         .unwrap();
     assert!(
@@ -652,7 +659,8 @@ fn pod_through_the_cli() {
         "containers left"
     );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains("/run/wasmhook/sandboxes/runc-sidecar"));
+    let sandbox = state.path().join("sandboxes/runc-sidecar");
+    assert!(!mounts.contains(&*sandbox.to_string_lossy()), "{mounts}");
     let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&netns.stdout).contains("wasmhook-runc-sidecar"));
 }
@@ -785,12 +793,22 @@ async fn next_backend_sweeps_a_sigkilled_owners_sandbox() {
 
 /// Run `pod` (a manifest path) on the runc backend through the CLI, stopping it after
 /// `stop_after`; the JSON records and the raw output, after asserting that the run succeeded.
+/// Its state (bundles, the unpacked image, runc's root) goes to a temporary directory, not the
+/// default `/run/wasmhook`, so the test leaves nothing behind.
 fn run_pod_json(pod: &Path, stop_after: &str) -> (Vec<serde_json::Value>, String) {
+    let state = tempfile::tempdir().unwrap();
+    run_pod_json_in(state.path(), pod, stop_after)
+}
+
+/// [`run_pod_json`] with the state directory `state`, for a test that looks into it after.
+fn run_pod_json_in(state: &Path, pod: &Path, stop_after: &str) -> (Vec<serde_json::Value>, String) {
     let cache = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wasmhook"))
         .arg("--cache-dir")
         .arg(cache.path())
-        .args(["run", "--backend", "runc", "--images"])
+        .args(["run", "--backend", "runc", "--state-dir"])
+        .arg(state)
+        .arg("--images")
         .arg(images())
         .args(["--stop-after", stop_after, "--output", "json", "--logs"])
         .arg(pod)
