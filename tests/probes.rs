@@ -231,6 +231,64 @@ spec:
     );
 }
 
+// The pod's READY tally over a whole life: an init container never counts; a sidecar and an
+// app without a readiness probe are ready once started; the probed app joins when its probe
+// passes; every container leaves the tally as it stops. Each `Readiness` record's counts
+// must equal the running tally of the records before it.
+#[test]
+fn readiness_tally_counts_sidecars_and_apps_not_init_containers() {
+    let tmp = TempDir::new("tally");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: tally}}
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes: [{{name: data, emptyDir: {{}}}}]
+  initContainers:
+  - name: init
+    image: busybox
+    command: ["true"]
+  - name: side
+    image: busybox
+    restartPolicy: Always
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+  containers:
+  - name: plain
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+  - name: probed
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1; touch data/healthy; while true; do sleep 0.1; done"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+    readinessProbe:
+      exec: {{command: ["{wat}"]}}
+      periodSeconds: 1
+"#,
+        wat = healthy_wat()
+    );
+    let file = write(tmp.path(), "tally.yaml", &manifest);
+    let r = run(&tmp.sub("tmp"), &[&file, "--stop-after", "5s"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let records = readiness(&r);
+    let mut tally = 0i64;
+    let mut became_ready = Vec::new();
+    for v in &records {
+        assert_ne!(v["container"], "init", "{v}");
+        assert_eq!(v["containers"], 3, "{v}");
+        tally += if v["ready"] == true { 1 } else { -1 };
+        assert_eq!(v["readyContainers"], tally, "{}", r.dump());
+        assert_eq!(v["podReady"], tally == 3, "{v}");
+        if v["ready"] == true {
+            became_ready.push(v["container"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(became_ready.len(), 3, "{}", r.dump());
+    assert_eq!(became_ready[0], "side", "{}", r.dump());
+    assert_eq!(became_ready[2], "probed", "{}", r.dump());
+    assert_eq!(tally, 0, "every container left the tally\n{}", r.dump());
+}
+
 // The example pod: a sidecar gated by its startup probe, readiness over HTTP, and a wasm
 // liveness probe that finds the app wedged and has it killed (preStop included) and
 // restarted.

@@ -98,6 +98,7 @@ pub(crate) async fn run(
         }
     };
     let n = plan.containers.len();
+    let counted = statuses.iter().filter(|s| s.counts_for_readiness()).count();
     let pod = Arc::new(Pod {
         engine,
         sandbox,
@@ -115,6 +116,8 @@ pub(crate) async fn run(
                     hook_error: None,
                 })
                 .collect(),
+            ready: 0,
+            counted,
             created: Vec::new(),
         }),
         plan,
@@ -168,6 +171,12 @@ struct Slot {
 
 struct PodState {
     containers: Vec<Slot>,
+    /// How many containers that count for the pod's readiness are ready: kept with each
+    /// change ([`Pod::set_ready`]), so a readiness event costs the same in a pod of 5000
+    /// containers as in a pod of 5.
+    ready: usize,
+    /// How many containers count for readiness (sidecars and app containers).
+    counted: usize,
     /// Every container instance created, to remove at clean-up.
     created: Vec<ContainerId>,
 }
@@ -289,18 +298,22 @@ impl Pod {
             if slot.status.ready == ready || (ready && !is_instance) {
                 return;
             }
+            let counts = slot.status.counts_for_readiness();
             st.containers[idx].status.ready = ready;
-            let counted = st
-                .containers
-                .iter()
-                .filter(|s| s.status.counts_for_readiness());
+            if counts {
+                if ready {
+                    st.ready += 1;
+                } else {
+                    st.ready -= 1;
+                }
+            }
             crate::events::ReadinessChange {
                 timestamp: SystemTime::now(),
                 pod: self.plan.pod.name.clone(),
                 container: self.plan.containers[idx].name.clone(),
                 ready,
-                ready_containers: counted.clone().filter(|s| s.status.ready).count(),
-                containers: counted.count(),
+                ready_containers: st.ready,
+                containers: st.counted,
             }
         };
         self.recorder.readiness(change);
