@@ -330,7 +330,8 @@ fn wasmhook_runtime_noop_fuel(bencher: Bencher) {
     );
 }
 
-/// The pooling limits `HookRuntime` uses for core modules, so both sides reserve alike.
+/// The pooling limits and reset settings `HookRuntime` uses for core modules, so both sides
+/// reserve and reset alike.
 fn bare_engine() -> Engine {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(MAX_INSTANCES * 4)
@@ -338,7 +339,10 @@ fn bare_engine() -> Engine {
         .total_tables(MAX_INSTANCES * 4)
         .total_stacks(MAX_INSTANCES)
         .max_memory_size(1 << 30)
-        .table_elements(20_000);
+        .table_elements(20_000)
+        .linear_memory_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
+        .table_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut c = Config::new();
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&c).expect("engine")

@@ -58,7 +58,8 @@ fn hook_runtime() -> HookRuntime {
     .expect("hook runtime")
 }
 
-/// Bare wasmtime with the pooling limits `HookRuntime` uses, no epoch, no fuel.
+/// Bare wasmtime with the pooling limits and reset settings `HookRuntime` uses, no epoch, no
+/// fuel.
 struct Bare {
     engine: Engine,
     pre: InstancePre<WasiP1Ctx>,
@@ -72,7 +73,10 @@ impl Bare {
             .total_tables(POOL * 4)
             .total_stacks(POOL)
             .max_memory_size(1 << 30)
-            .table_elements(20_000);
+            .table_elements(20_000)
+            .linear_memory_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
+            .table_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut c = Config::new();
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&c).expect("engine");

@@ -71,6 +71,26 @@ async fn success_and_exit_codes() {
     assert_eq!(three.output.stderr, b"not ready yet\n");
 }
 
+// A pooled slot is reset between calls: `dirty.wat` exits 1 unless its memory is pristine
+// (zero, its data segment intact, in the page kept resident, the page past it and a grown
+// page) and then dirties all of it. Calls one after another reuse the same warm slot; calls
+// at once spread over several.
+#[tokio::test]
+async fn a_reused_pool_slot_starts_from_pristine_memory() {
+    let rt = runtime();
+    let dirty = load(&rt, "dirty.wat");
+    for i in 0..20 {
+        let out = rt.run(&dirty, inv(&["dirty.wasm"])).await;
+        assert_eq!(out.status, ExecStatus::Success, "sequential call {i}");
+    }
+    for round in 0..5 {
+        let calls = (0..16).map(|_| rt.run(&dirty, inv(&["dirty.wasm"])));
+        for out in futures::future::join_all(calls).await {
+            assert_eq!(out.status, ExecStatus::Success, "round {round}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn stdout_and_stderr_interleave_in_write_order() {
     let rt = runtime();

@@ -53,6 +53,15 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Default [`Allocator::Pooling::max_instances`]: concurrent hook calls, not hooks in total.
 pub const DEFAULT_POOL_SIZE: u32 = 256;
 
+/// Bytes of each pooled linear memory and table that a finished call leaves resident, reset
+/// with `memset` instead of `madvise`. Every `madvise` of a multi-threaded process makes the
+/// other CPUs flush their TLBs (an interrupt each): at tens of thousands of hooks per second
+/// that was a fifth of the time. With `PAGEMAP_SCAN` (Linux 6.7+, `pagemap_scan` below) only
+/// the pages a call dirtied are reset and count against it, wherever they are: a Rust hook's
+/// stack, data and heap pages fit. Warm slots keep at most this much each (wasmtime keeps up
+/// to 100 unused warm slots).
+pub const POOL_KEEP_RESIDENT: usize = 64 << 10;
+
 /// How instances get their memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Allocator {
@@ -142,7 +151,12 @@ impl EngineSet {
                 // this is the ceiling of any cap a hook can be given with this allocator.
                 .max_memory_size(1 << 30)
                 // Likewise the ceiling of `Limits::max_table_elements`.
-                .table_elements(20_000);
+                .table_elements(20_000)
+                .linear_memory_keep_resident(POOL_KEEP_RESIDENT)
+                .table_keep_resident(POOL_KEEP_RESIDENT)
+                // Reset only the pages a call dirtied, where the kernel can tell (6.7+). It
+                // costs a noop call ~0.4 µs and makes a real hook's reset a few memsets.
+                .pagemap_scan(wasmtime::Enabled::Auto);
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c)?;
