@@ -8,7 +8,10 @@
 //!   limits (the runtime always arms an epoch deadline; no fuel), fuel 10M (+ epoch), and
 //!   "neither": bare wasmtime (pooling, `InstancePre`, no epoch interruption, no fuel) on the
 //!   same tokio runtime and concurrency, which is the baseline of each row. The variants run
-//!   in 5 interleaved rounds; hooks/s is each one's median round.
+//!   in 5 interleaved rounds; hooks/s is each one's median round. Then a real hook at C=64,
+//!   `examples/hooks/bin/log-env.wasm` (Rust with std, prints its environment), through
+//!   wasmhook and bare wasmtime alike: what a call dirties in its memory is what the pool
+//!   resets between calls.
 //! - memory: VmRSS before any runtime, after `HookRuntime::new` with a pool of 1000 instances
 //!   and two modules loaded (idle), and with K hooks blocked in `poll_oneoff` (`block.wat`,
 //!   a 1-hour sleep); per hook = (RSS − idle) / K.
@@ -18,7 +21,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,15 +61,20 @@ fn hook_runtime() -> HookRuntime {
     .expect("hook runtime")
 }
 
+/// The Rust hook of the real-hook rows, and the environment it needs to run.
+const RUST_HOOK: &str = "examples/hooks/bin/log-env.wasm";
+const RUST_HOOK_ENV: [(&str, &str); 1] = [("WASMHOOK_HOOK", "postStart")];
+
 /// Bare wasmtime with the pooling limits and reset settings `HookRuntime` uses, no epoch, no
 /// fuel.
 struct Bare {
     engine: Engine,
     pre: InstancePre<WasiP1Ctx>,
+    env: &'static [(&'static str, &'static str)],
 }
 
 impl Bare {
-    fn new() -> Self {
+    fn new(module: &Path, env: &'static [(&'static str, &'static str)]) -> Self {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(POOL * 4)
             .total_memories(POOL * 4)
@@ -80,17 +88,17 @@ impl Bare {
         let mut c = Config::new();
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&c).expect("engine");
-        let module =
-            Module::new(&engine, std::fs::read(fixture("noop.wat")).unwrap()).expect("compile");
+        let module = Module::new(&engine, std::fs::read(module).unwrap()).expect("compile");
         let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s).unwrap();
         let pre = linker.instantiate_pre(&module).unwrap();
-        Bare { engine, pre }
+        Bare { engine, pre, env }
     }
 
     async fn call(&self) {
         let wasi = WasiCtxBuilder::new()
             .args(&["noop.wat"])
+            .envs(self.env)
             .stdout(MemoryOutputPipe::new(1 << 20))
             .stderr(MemoryOutputPipe::new(1 << 20))
             .build_p1();
@@ -105,20 +113,16 @@ impl Bare {
 
 #[derive(Clone)]
 enum Target {
-    Runtime(HookRuntime, HookModule, Limits),
+    /// `HookRuntime::run` of the module with this invocation (cloned per call).
+    Runtime(HookRuntime, HookModule, Box<Invocation>),
     Bare(Arc<Bare>),
 }
 
 impl Target {
     async fn call(&self) {
         match self {
-            Target::Runtime(rt, module, limits) => {
-                let inv = Invocation {
-                    args: vec!["noop.wat".into()],
-                    limits: limits.clone(),
-                    ..Default::default()
-                };
-                let o = rt.run(module, inv).await;
+            Target::Runtime(rt, module, inv) => {
+                let o = rt.run(module, (**inv).clone()).await;
                 assert!(o.is_success(), "{:?}", o.status);
             }
             Target::Bare(b) => b.call().await,
@@ -186,15 +190,22 @@ fn main() {
     // Memory first, before the throughput runs grow the heap.
     memory(&tokio, &rt, &block, rss_start, rss_tokio);
 
-    let bare = Target::Bare(Arc::new(Bare::new()));
-    let epoch = Target::Runtime(rt.clone(), noop.clone(), Limits::default());
+    let noop_inv = |limits: Limits| {
+        Box::new(Invocation {
+            args: vec!["noop.wat".into()],
+            limits,
+            ..Default::default()
+        })
+    };
+    let bare = Target::Bare(Arc::new(Bare::new(&fixture("noop.wat"), &[])));
+    let epoch = Target::Runtime(rt.clone(), noop.clone(), noop_inv(Limits::default()));
     let fuel = Target::Runtime(
         rt.clone(),
         noop.clone(),
-        Limits {
+        noop_inv(Limits {
             fuel: Some(10_000_000),
             ..Limits::default()
-        },
+        }),
     );
     let total = common::samples(100_000);
     for conc in [1usize, 8, 64] {
@@ -212,42 +223,74 @@ fn main() {
                 base.as_str(),
             ),
         ];
-        // Rounds interleave the variants (bare, epoch, fuel, bare, ...): this shared machine's
-        // speed drifts over seconds, and a variant measured in one block after another would
-        // carry that drift into its ratio. hooks/s is the median over the rounds, the
-        // latencies are pooled.
-        let mut rates = vec![Vec::new(); variants.len()];
-        let mut lat = vec![Vec::new(); variants.len()];
-        for _ in 0..ROUNDS {
-            for (i, (_, target, _)) in variants.iter().enumerate() {
-                let (wall, l) = drive(&tokio, target, conc, total);
-                rates[i].push(l.len() as f64 / wall.as_secs_f64());
-                lat[i].extend(l);
-            }
+        interleaved(&tokio, &variants, conc, total);
+    }
+
+    // A real hook: Rust with std, which prints its environment. Its memory is 17 pages, and
+    // what a call dirties (stack, data, heap) is what the pool resets.
+    let rust_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(RUST_HOOK);
+    let rust = rt.load_file(&rust_path).expect("Rust hook");
+    let rust_bare = Target::Bare(Arc::new(Bare::new(&rust_path, &RUST_HOOK_ENV)));
+    let rust_epoch = Target::Runtime(
+        rt.clone(),
+        rust,
+        Box::new(Invocation {
+            args: vec!["log-env.wasm".into()],
+            env: RUST_HOOK_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }),
+    );
+    let base = "c=64, log-env.wasm (Rust), bare wasmtime".to_owned();
+    let variants = [
+        (base.clone(), &rust_bare, ""),
+        (
+            "c=64, log-env.wasm (Rust), wasmhook, epoch deadline only".to_owned(),
+            &rust_epoch,
+            base.as_str(),
+        ),
+    ];
+    interleaved(&tokio, &variants, 64, common::samples(50_000));
+}
+
+/// Drive each `(name, target, baseline)` at `conc` for `total` calls, in [`ROUNDS`] rounds
+/// that interleave the variants (a, b, c, a, ...): this shared machine's speed drifts over
+/// seconds, and a variant measured in one block after another would carry that drift into
+/// its ratio. hooks/s is each variant's median round; the latencies are pooled.
+fn interleaved(tokio: &Runtime, variants: &[(String, &Target, &str)], conc: usize, total: usize) {
+    let mut rates = vec![Vec::new(); variants.len()];
+    let mut lat = vec![Vec::new(); variants.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, target, _)) in variants.iter().enumerate() {
+            let (wall, l) = drive(tokio, target, conc, total);
+            rates[i].push(l.len() as f64 / wall.as_secs_f64());
+            lat[i].extend(l);
         }
-        for (((name, _, baseline), mut rates), lat) in variants.iter().zip(rates).zip(lat) {
-            rates.sort_by(f64::total_cmp);
-            common::emit(
-                "throughput",
-                name,
-                common::stats(&lat),
-                baseline,
-                "per-call latency, queueing included",
-            );
-            common::emit_value(
-                "throughput",
-                name,
-                rates[ROUNDS / 2],
-                "hooks/s",
-                baseline,
-                &format!(
-                    "median of {ROUNDS} interleaved runs of {} calls ({:.0}–{:.0}), 2 tokio workers",
-                    lat.len() / ROUNDS,
-                    rates[0],
-                    rates[ROUNDS - 1]
-                ),
-            );
-        }
+    }
+    for (((name, _, baseline), mut rates), lat) in variants.iter().zip(rates).zip(lat) {
+        rates.sort_by(f64::total_cmp);
+        common::emit(
+            "throughput",
+            name,
+            common::stats(&lat),
+            baseline,
+            "per-call latency, queueing included",
+        );
+        common::emit_value(
+            "throughput",
+            name,
+            rates[ROUNDS / 2],
+            "hooks/s",
+            baseline,
+            &format!(
+                "median of {ROUNDS} interleaved runs of {} calls ({:.0}–{:.0}), 2 tokio workers",
+                lat.len() / ROUNDS,
+                rates[0],
+                rates[ROUNDS - 1]
+            ),
+        );
     }
 }
 

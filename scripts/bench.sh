@@ -127,7 +127,9 @@ def render(lines_path, meta_path, out_path):
                        "`HookRuntime` running `noop.wat`; latency is per call with queueing. "
                        "Our runtime always arms an epoch deadline, so \"neither\" is bare "
                        "wasmtime without epoch interruption or fuel: the baseline of each row "
-                       "at the same C."),
+                       "at the same C. The `log-env.wasm` rows are a real hook (Rust with std, "
+                       "prints its environment) at C=64, bare wasmtime as its baseline. Both "
+                       "sides reset pooled memory alike (64 KiB kept resident, `PAGEMAP_SCAN`)."),
         "handlers": ("Handlers", "Against the same local server (no keep-alive), same run."),
         "languages": ("Hooks by language", "`benches/languages.rs` and the upstream CLI: the same typed "
                       "postStart (write a line into a volume) as a Rust, a Python (componentize-py) and "
