@@ -34,6 +34,10 @@ lines=$work/lines
 log() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS" >&2; }
 
 export WASMHOOK_BENCH_FORMAT=lines
+# Measure what a production process pays: with RUST_BACKTRACE=1 in a developer's shell,
+# every wasmtime error (a hook's `proc_exit` included) would capture a std backtrace, about
+# 5% of the throughput bench. Panics still print theirs (RUST_BACKTRACE is left alone).
+export RUST_LIB_BACKTRACE=0
 if [ $quick = 1 ]; then
     export WASMHOOK_BENCH_QUICK=1
     profile=(--profile dev)

@@ -66,6 +66,7 @@ pub enum HookCommand {
 }
 
 pub fn main() -> ExitCode {
+    skip_error_backtraces();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -82,6 +83,18 @@ pub fn main() -> ExitCode {
         Command::Cri(args) => cri::cri(args, &cli.cache),
     };
     result.unwrap_or_else(|e| e.report())
+}
+
+/// With `RUST_BACKTRACE=1` (often set on nodes to get a panic's backtrace), every wasmtime
+/// error would capture a std backtrace, and a hook's `proc_exit` is one: a hook call of a few
+/// µs then takes tens. wasmhook never prints those backtraces (errors show their cause chain,
+/// `{e:#}`; traps their wasm backtrace), so library errors skip the capture unless
+/// `RUST_LIB_BACKTRACE` says otherwise. Panics keep theirs. Runs first in `main`, while the
+/// process has one thread.
+fn skip_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
