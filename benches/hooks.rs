@@ -28,10 +28,7 @@ use std::process::Command;
 use divan::Bencher;
 use tokio::runtime::Runtime;
 use wasmhook::wasm::{Allocator, HookModule, HookRuntime, Invocation, Limits, RuntimeConfig};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, Store,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
@@ -330,21 +327,12 @@ fn wasmhook_runtime_noop_fuel(bencher: Bencher) {
     );
 }
 
-/// The pooling limits and reset settings `HookRuntime` uses for core modules, so both sides
-/// reserve and reset alike.
+/// The pool `HookRuntime` uses (`pooling_config`), so both sides reserve and reset alike.
 fn bare_engine() -> Engine {
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(MAX_INSTANCES * 4)
-        .total_memories(MAX_INSTANCES * 4)
-        .total_tables(MAX_INSTANCES * 4)
-        .total_stacks(MAX_INSTANCES)
-        .max_memory_size(1 << 30)
-        .table_elements(20_000)
-        .linear_memory_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
-        .table_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
-        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut c = Config::new();
-    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(
+        wasmhook::wasm::pooling_config(MAX_INSTANCES),
+    ));
     Engine::new(&c).expect("engine")
 }
 

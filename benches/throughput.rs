@@ -27,10 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use wasmhook::wasm::{Allocator, HookModule, HookRuntime, Invocation, Limits, RuntimeConfig};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, Store,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
@@ -65,8 +62,7 @@ fn hook_runtime() -> HookRuntime {
 const RUST_HOOK: &str = "examples/hooks/bin/log-env.wasm";
 const RUST_HOOK_ENV: [(&str, &str); 1] = [("WASMHOOK_HOOK", "postStart")];
 
-/// Bare wasmtime with the pooling limits and reset settings `HookRuntime` uses, no epoch, no
-/// fuel.
+/// Bare wasmtime with the pool `HookRuntime` uses (`pooling_config`), no epoch, no fuel.
 struct Bare {
     engine: Engine,
     pre: InstancePre<WasiP1Ctx>,
@@ -75,18 +71,10 @@ struct Bare {
 
 impl Bare {
     fn new(module: &Path, env: &'static [(&'static str, &'static str)]) -> Self {
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_core_instances(POOL * 4)
-            .total_memories(POOL * 4)
-            .total_tables(POOL * 4)
-            .total_stacks(POOL)
-            .max_memory_size(1 << 30)
-            .table_elements(20_000)
-            .linear_memory_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
-            .table_keep_resident(wasmhook::wasm::POOL_KEEP_RESIDENT)
-            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut c = Config::new();
-        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(
+            wasmhook::wasm::pooling_config(POOL),
+        ));
         let engine = Engine::new(&c).expect("engine");
         let module = Module::new(&engine, std::fs::read(module).unwrap()).expect("compile");
         let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);

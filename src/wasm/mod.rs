@@ -56,11 +56,37 @@ pub const DEFAULT_POOL_SIZE: u32 = 256;
 /// Bytes of each pooled linear memory and table that a finished call leaves resident, reset
 /// with `memset` instead of `madvise`. Every `madvise` of a multi-threaded process makes the
 /// other CPUs flush their TLBs (an interrupt each): at tens of thousands of hooks per second
-/// that was a fifth of the time. With `PAGEMAP_SCAN` (Linux 6.7+, `pagemap_scan` below) only
+/// that was a fifth of the time. With `PAGEMAP_SCAN` (Linux 6.7+, see [`pooling_config`]) only
 /// the pages a call dirtied are reset and count against it, wherever they are: a Rust hook's
 /// stack, data and heap pages fit. Warm slots keep at most this much each (wasmtime keeps up
 /// to 100 unused warm slots).
-pub const POOL_KEEP_RESIDENT: usize = 64 << 10;
+const POOL_KEEP_RESIDENT: usize = 64 << 10;
+
+/// The pool of a pooling runtime of `max_instances` concurrent calls: its limits and how a
+/// finished call's slot is reset. Public so that benchmarks give bare wasmtime the very same
+/// pool as their baseline.
+pub fn pooling_config(max_instances: u32) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(max_instances * 4)
+        .total_component_instances(max_instances)
+        .total_memories(max_instances * 4)
+        .total_tables(max_instances * 4)
+        .total_stacks(max_instances)
+        .max_memories_per_component(8)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16)
+        // Hooks have a per-call memory cap (`Limits::max_memory`, 64 MiB by default); this
+        // is the ceiling of any cap a hook can be given with this allocator.
+        .max_memory_size(1 << 30)
+        // Likewise the ceiling of `Limits::max_table_elements`.
+        .table_elements(20_000)
+        .linear_memory_keep_resident(POOL_KEEP_RESIDENT)
+        .table_keep_resident(POOL_KEEP_RESIDENT)
+        // Reset only the pages a call dirtied, where the kernel can tell (6.7+). It costs a
+        // noop call ~0.4 µs and makes a real hook's reset a few memsets.
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    pool
+}
 
 /// How instances get their memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,25 +164,7 @@ impl EngineSet {
             .consume_fuel(fuel)
             .wasm_component_model(true);
         if let Allocator::Pooling { max_instances } = config.allocator {
-            let mut pool = PoolingAllocationConfig::default();
-            pool.total_core_instances(max_instances * 4)
-                .total_component_instances(max_instances)
-                .total_memories(max_instances * 4)
-                .total_tables(max_instances * 4)
-                .total_stacks(max_instances)
-                .max_memories_per_component(8)
-                .max_tables_per_component(8)
-                .max_core_instances_per_component(16)
-                // Hooks have a per-call memory cap (`Limits::max_memory`, 64 MiB by default);
-                // this is the ceiling of any cap a hook can be given with this allocator.
-                .max_memory_size(1 << 30)
-                // Likewise the ceiling of `Limits::max_table_elements`.
-                .table_elements(20_000)
-                .linear_memory_keep_resident(POOL_KEEP_RESIDENT)
-                .table_keep_resident(POOL_KEEP_RESIDENT)
-                // Reset only the pages a call dirtied, where the kernel can tell (6.7+). It
-                // costs a noop call ~0.4 µs and makes a real hook's reset a few memsets.
-                .pagemap_scan(wasmtime::Enabled::Auto);
+            let pool = pooling_config(max_instances);
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c)?;
