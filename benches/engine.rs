@@ -2,7 +2,8 @@
 //! of native exec hooks would cost at the least. Prints a markdown table.
 //!
 //! The pod has N containers (`sleep 1000`, default N = 200; set `WASMHOOK_BENCH_CONTAINERS`,
-//! e.g. 1000). Scenarios, each run `WASMHOOK_BENCH_ROUNDS` times (default 3, median shown):
+//! e.g. 1000). Scenarios, each run `WASMHOOK_BENCH_ROUNDS` times (default 3, median shown; the
+//! two pods of a round in turns, which goes first alternating):
 //!
 //! - `pod, no hooks`: start (until N `Started` events) and stop (`stop(Some(2))` + `wait`).
 //! - `pod, wasm postStart + preStop`: the same pod, every container with `noop.wat` as exec
@@ -474,8 +475,15 @@ fn main() {
         run_pod(&engine, 1, true, &mut HookDurations::default()).await;
         for round in 0..rounds {
             eprintln!("round {}/{rounds} (N = {n})", round + 1);
-            plain.push(run_pod(&engine, n, false, &mut HookDurations::default()).await);
-            hooked.push(run_pod(&engine, n, true, &mut in_pod).await);
+            // Which pod goes first alternates, so neither always inherits the other's
+            // aftermath (exited children still being reaped, a grown heap).
+            if round % 2 == 0 {
+                plain.push(run_pod(&engine, n, false, &mut HookDurations::default()).await);
+                hooked.push(run_pod(&engine, n, true, &mut in_pod).await);
+            } else {
+                hooked.push(run_pod(&engine, n, true, &mut in_pod).await);
+                plain.push(run_pod(&engine, n, false, &mut HookDurations::default()).await);
+            }
             execs.push(backend_execs(calls).await);
             spawned.push(spawns(calls));
             wasm.push(wasm_calls(&rt, calls).await);
