@@ -394,8 +394,9 @@ for n in $scale; do
         continue
     fi
     # Rounds: the goals compare two pods within 2%, and one round on this shared machine
-    # moves by more than that (5 rounds cost ~1 s at N=100, 3 ~40 s at N=5000).
-    if [ $quick = 1 ]; then rounds=1; calls=10; elif [ "$n" -le 100 ]; then rounds=5; calls=$((2 * n)); else rounds=3; calls=200; fi
+    # moves by more than that. An even number, so each pod goes first in half of them
+    # (6 rounds cost ~1 s at N=100, 4 ~50 s at N=5000).
+    if [ $quick = 1 ]; then rounds=1; calls=10; elif [ "$n" -le 100 ]; then rounds=6; calls=$((2 * n)); else rounds=4; calls=200; fi
     if ! run_bench engine WASMHOOK_BENCH_CONTAINERS="$n" WASMHOOK_BENCH_ROUNDS=$rounds WASMHOOK_BENCH_CALLS=$calls; then
         why=$(grep -m1 -E 'panicked|error' "$work/engine.err" | cut -c1-200 || true)
         echo "SKIP|scale|N=$n|failed: ${why:-see stderr}" >>"$lines"
