@@ -18,7 +18,7 @@
 //!   memory the proxy keeps per pod (its RSS after the rounds less before, the module
 //!   already compiled) and its peak RSS. Flat means P=200 per pod within a little of P=20.
 //!
-//! Needs root, containerd, runc and busybox-static (as `tests/cri_proxy.rs`); prints a SKIP
+//! Needs root, containerd, runc and busybox-static (as `tests/cri_proxy/`); prints a SKIP
 //! row otherwise. Lines mode only (`WASMHOOK_BENCH_FORMAT=lines`, see benches/common).
 
 mod common;

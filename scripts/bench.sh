@@ -148,7 +148,7 @@ def render(lines_path, meta_path, out_path):
                   "reports). Peak RSS is VmHWM, reset before each scenario. The sequential rows "
                   "are capped calls on one runtime/backend."),
         "cri": ("CRI proxy: `wasmhook cri` in front of containerd",
-                "`benches/cri.rs`: a private containerd (as `tests/cri_proxy.rs`), one running busybox "
+                "`benches/cri.rs`: a private containerd (as `tests/cri_proxy/`), one running busybox "
                 "container, the proxy in-process on its own socket; each call made as the kubelet makes it "
                 "(one HTTP/2 connection per socket). `noop.wasm` ships in the image."),
         "pods": ("Scale: many pods on one engine (process backend)",

@@ -7,10 +7,10 @@
 #
 #   SOAK_SECONDS=120 SOAK_CONCURRENCY=8 scripts/soak.sh
 #
-# Prints `SOAK|metric|before|after[|peak]` lines (see tests/reliability.rs, `soak`).
+# Prints `SOAK|metric|before|after[|peak]` lines (see tests/reliability/soak.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${SOAK_SECONDS:=120}"
 : "${SOAK_CONCURRENCY:=8}"
 export SOAK_SECONDS SOAK_CONCURRENCY
-cargo test --release --test reliability soak -- --ignored --exact --nocapture
+cargo test --release --test reliability soak::soak -- --ignored --exact --nocapture

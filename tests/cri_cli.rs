@@ -1,7 +1,7 @@
 //! `wasmhook cri` as an operator runs it, without a runtime behind it (no root needed): the
 //! socket (stale one replaced, mode 0660, a live one never taken over), `Unavailable` while
 //! containerd is not there, and a clean exit on SIGTERM that leaves no socket behind.
-//! The calls themselves, against a real containerd, are in `tests/cri_proxy.rs`.
+//! The calls themselves, against a real containerd, are in `tests/cri_proxy/`.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests that drive whole pods.
 // Each test binary uses a different subset of these.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod containerd;
 pub mod cri;

@@ -1,0 +1,82 @@
+//! Many calls at once on one runtime, and calls beyond the pool.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_hooks_do_not_interfere() {
+    let rt = runtime();
+    let hello = load(&rt, "hello.wat");
+    let dump = load(&rt, "dump.wat");
+    let looping = load(&rt, "loop.wat");
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let rt = rt.clone();
+        let (hello, dump, looping) = (hello.clone(), dump.clone(), looping.clone());
+        tasks.push(tokio::spawn(async move {
+            match i % 10 {
+                // A few hostile neighbours spinning until their timeout.
+                0 => {
+                    let mut call = inv(&["loop.wasm"]);
+                    call.limits.timeout = Duration::from_millis(300);
+                    let out = rt.run(&looping, call).await;
+                    assert!(matches!(out.status, ExecStatus::TimedOut(_)));
+                }
+                1..=4 => {
+                    let arg = format!("call-{i}");
+                    let out = rt.run(&dump, inv(&["dump.wasm", &arg])).await;
+                    let expected = format!("dump.wasm\0{arg}\0\u{ff}");
+                    assert!(
+                        out.output.combined.starts_with(&{
+                            let mut v = format!("dump.wasm\0{arg}\0").into_bytes();
+                            v.push(0xff);
+                            v
+                        }),
+                        "{expected:?}"
+                    );
+                }
+                _ => {
+                    let out = rt.run(&hello, inv(&["hello.wasm"])).await;
+                    assert_eq!(out.output.combined, b"out 1\nerr\nout 2\n");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("no task panicked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
+    let rt = HookRuntime::new(RuntimeConfig {
+        allocator: Allocator::Pooling { max_instances: 2 },
+        cache_dir: None,
+        allow_precompiled: false,
+        default_limits: Limits::default(),
+    })
+    .unwrap();
+    let hello = load(&rt, "hello.wat");
+    let blocking = load(&rt, "block.wat");
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (rt, hello, blocking) = (rt.clone(), hello.clone(), blocking.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 6 == 0 {
+                // Holds a slot until its timeout.
+                let mut call = inv(&["block.wasm"]);
+                call.limits.timeout = Duration::from_millis(300);
+                rt.run(&blocking, call).await.status
+            } else {
+                rt.run(&hello, inv(&["hello.wasm"])).await.status
+            }
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let status = t.await.unwrap();
+        if i % 6 == 0 {
+            assert!(matches!(status, ExecStatus::TimedOut(_)), "{i}: {status:?}");
+        } else {
+            assert_eq!(status, ExecStatus::Success, "{i}");
+        }
+    }
+}
