@@ -148,6 +148,16 @@ struct PodRecords {
     hooks: Vec<HookReport>,
 }
 
+impl PodRecords {
+    fn hook(&self, kind: &str) -> Option<&HookReport> {
+        self.hooks.iter().find(|h| h.hook == kind)
+    }
+
+    fn reasons(&self) -> Vec<&str> {
+        self.events.iter().map(|(_, r, _)| r.as_str()).collect()
+    }
+}
+
 fn split_records(records: Vec<Record>) -> BTreeMap<String, PodRecords> {
     let mut by_pod: BTreeMap<String, PodRecords> = BTreeMap::new();
     for r in records {

@@ -7,16 +7,6 @@ mod limits;
 
 use super::*;
 
-impl PodRecords {
-    fn hook(&self, kind: &str) -> Option<&HookReport> {
-        self.hooks.iter().find(|h| h.hook == kind)
-    }
-
-    fn reasons(&self) -> Vec<&str> {
-        self.events.iter().map(|(_, r, _)| r.as_str()).collect()
-    }
-}
-
 /// What a hostile pod's hook is and where it sits.
 struct Case<'a> {
     name: &'a str,
