@@ -12,6 +12,10 @@
 //!   pod; each hook's own cost in the pod is the duration its report carries (median of all
 //!   reports, against the bare calls below), which the difference of two whole pods is too
 //!   noisy to resolve.
+//! - `pods of 100 in the same rounds` (when N > 100; `WASMHOOK_BENCH_REFERENCE` sets the
+//!   size): the two pods again at the reference size, each beside its pod of N, for the
+//!   per-container cost at N against a small pod measured in the same minutes of the machine
+//!   (the flatness goals). Odd rounds run the even rounds' order backwards.
 //! - `2N x ProcessBackend::exec /bin/true`: the kubelet-style native exec path of our process
 //!   backend, on one running `sleep` container, sequentially.
 //! - `2N x spawn /bin/true`: `std::process::Command` directly, sequentially.
@@ -29,20 +33,23 @@
 //! `WASMHOOK_BENCH_CALLS` caps the sequential-call rows (default 2N); with
 //! `WASMHOOK_BENCH_FORMAT=lines` the results are also printed as `VALUE|scale|...` lines for
 //! `scripts/bench.sh` (benches/common/mod.rs).
-
-#[path = "common/mod.rs"]
+mod calls;
+#[path = "../common/mod.rs"]
 mod common;
+mod pods;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use wasmhook::backend::{Backend, ContainerSpec, ProcessBackend, SandboxSpec};
+use wasmhook::backend::ProcessBackend;
 use wasmhook::engine::{Engine, EngineConfig};
-use wasmhook::events::{reason, PodRef, Record};
 use wasmhook::handlers::Handlers;
-use wasmhook::manifest::{self, LoadOptions};
-use wasmhook::wasm::{Allocator, HookRuntime, Invocation, Limits, RuntimeConfig};
+use wasmhook::wasm::{Allocator, HookRuntime, Limits, RuntimeConfig};
+
+use calls::{backend_execs, spawns, wasm_calls, wasm_calls_after_start};
+use common::proc_status_kib;
+use pods::{run_pod, run_pods, HookDurations, CONTAINERS_PER_POD};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -53,35 +60,6 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn noop_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wat/noop.wat")
-}
-
-fn pod_yaml(n: usize, hooks: bool) -> String {
-    named_pod_yaml("bench", n, hooks)
-}
-
-fn named_pod_yaml(name: &str, n: usize, hooks: bool) -> String {
-    let noop = noop_path();
-    let mut y = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n",
-    );
-    for i in 0..n {
-        y.push_str(&format!(
-            "  - name: c{i}\n    image: busybox\n    command: [\"sleep\", \"1000\"]\n"
-        ));
-        if hooks {
-            y.push_str(&format!(
-                "    lifecycle:\n      postStart:\n        exec:\n          command: [\"{0}\"]\n      preStop:\n        exec:\n          command: [\"{0}\"]\n",
-                noop.display()
-            ));
-        }
-    }
-    y
-}
-
-fn proc_status_kib(field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Reset VmHWM to the current RSS; false when the kernel refuses.
@@ -106,187 +84,18 @@ struct Sample {
     peak_mib: f64,
 }
 
-/// The durations hook reports carried, by hook.
-#[derive(Default)]
-struct HookDurations {
-    post_start: Vec<Duration>,
-    pre_stop: Vec<Duration>,
-}
-
-/// One pod of `n` containers started and stopped; the durations its hook reports carry are
-/// appended to `hook_durations`.
-async fn run_pod(
-    engine: &Engine,
-    n: usize,
-    hooks: bool,
-    hook_durations: &mut HookDurations,
-) -> Sample {
-    let yaml = pod_yaml(n, hooks);
-    let pods = manifest::load_str(&yaml, Path::new("bench.yaml"), &LoadOptions::default())
-        .unwrap_or_else(|e| panic!("bench manifest: {e}"));
-    reset_peak_rss();
-    let (recorder, mut rx) = wasmhook::events::Recorder::channel();
-    let t0 = Instant::now();
-    let handle = engine.start_pod(&pods[0], recorder);
-    let (mut started, mut post_start) = (0, 0);
-    while started < n || (hooks && post_start < n) {
-        match rx
-            .recv()
-            .await
-            .expect("pod ended before all containers started")
-        {
-            Record::Event(e) if e.reason == reason::STARTED => started += 1,
-            Record::Event(e) if e.reason == reason::FAILED_POST_START_HOOK => {
-                panic!("postStart failed: {}", e.message)
-            }
-            Record::Hook(h) if h.hook == "postStart" => {
-                assert!(h.error.is_none(), "postStart hook failed: {:?}", h.error);
-                hook_durations.post_start.push(h.duration);
-                post_start += 1;
-            }
-            _ => {}
-        }
-    }
-    let start = t0.elapsed();
-    let t1 = Instant::now();
-    handle.stop(Some(2));
-    let status = handle.wait().await;
-    let stop = t1.elapsed();
-    let mut pre_stop = 0;
-    while let Ok(r) = rx.try_recv() {
-        if let Record::Hook(h) = r {
-            if h.hook == "preStop" {
-                assert!(h.error.is_none(), "preStop hook failed: {:?}", h.error);
-                hook_durations.pre_stop.push(h.duration);
-                pre_stop += 1;
-            }
-        }
-    }
-    if hooks {
-        assert_eq!(pre_stop, n, "preStop hooks reported");
-    }
-    assert!(
-        status.stopped_cleanly(),
-        "pod did not stop cleanly (SIGKILL needed)"
-    );
+fn median(mut v: Vec<Sample>) -> Sample {
+    let mid = v.len() / 2;
+    v.sort_by_key(|s| s.start);
+    let start = v[mid].start;
+    v.sort_by_key(|s| s.stop);
+    let stop = v[mid].stop;
+    v.sort_by(|a, b| a.peak_mib.total_cmp(&b.peak_mib));
     Sample {
         start,
         stop,
-        peak_mib: peak_rss_mib(),
+        peak_mib: v[mid].peak_mib,
     }
-}
-
-/// 2N sequential native execs through the process backend, on one running container.
-async fn backend_execs(calls: usize) -> Sample {
-    let backend = ProcessBackend::default();
-    let pod = PodRef {
-        name: "bench-exec".into(),
-        namespace: "default".into(),
-        uid: "bench-exec-uid".into(),
-    };
-    reset_peak_rss();
-    let sandbox = backend
-        .create_sandbox(&SandboxSpec {
-            pod,
-            volumes: Vec::new(),
-        })
-        .await
-        .expect("sandbox");
-    let id = backend
-        .create_container(
-            &sandbox,
-            &ContainerSpec {
-                name: "app".into(),
-                argv: vec!["sleep".into(), "1000".into()],
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("container");
-    backend.start_container(&id).await.expect("start");
-    let argv = vec!["/bin/true".to_string()];
-    let t0 = Instant::now();
-    for _ in 0..calls {
-        let out = backend
-            .exec(&id, &argv, Duration::from_secs(10))
-            .await
-            .expect("exec");
-        assert_eq!(out.exit_code, 0);
-    }
-    let elapsed = t0.elapsed();
-    backend
-        .remove_sandbox(&sandbox)
-        .await
-        .expect("remove sandbox");
-    Sample {
-        start: elapsed,
-        stop: Duration::ZERO,
-        peak_mib: peak_rss_mib(),
-    }
-}
-
-fn spawns(calls: usize) -> Sample {
-    reset_peak_rss();
-    let t0 = Instant::now();
-    for _ in 0..calls {
-        let s = std::process::Command::new("/bin/true").status().unwrap();
-        assert!(s.success());
-    }
-    Sample {
-        start: t0.elapsed(),
-        stop: Duration::ZERO,
-        peak_mib: peak_rss_mib(),
-    }
-}
-
-async fn wasm_calls(rt: &HookRuntime, calls: usize) -> Sample {
-    let module = rt.load_file(&noop_path()).expect("load noop.wat");
-    reset_peak_rss();
-    let t0 = Instant::now();
-    for _ in 0..calls {
-        let inv = Invocation {
-            args: vec!["noop.wat".into()],
-            ..Default::default()
-        };
-        assert!(rt.run(&module, inv).await.is_success());
-    }
-    Sample {
-        start: t0.elapsed(),
-        stop: Duration::ZERO,
-        peak_mib: peak_rss_mib(),
-    }
-}
-
-/// `calls` bare calls as a postStart hook makes them: each right after a process was started
-/// (a `sleep` that keeps running, as the container does). A call made straight after a
-/// spawn finds the CPU caches cold and the new process loading on the other core, so it
-/// costs several times a call in a tight loop (measured: 30-40 µs against 4-6 µs on 2
-/// cores). This is the like-for-like baseline of a postStart hook's reported duration.
-/// Returns the median call.
-async fn wasm_calls_after_start(rt: &HookRuntime, calls: usize) -> Duration {
-    let module = rt.load_file(&noop_path()).expect("load noop.wat");
-    let mut children = Vec::with_capacity(calls);
-    let mut durations = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        children.push(
-            std::process::Command::new("sleep")
-                .arg("1000")
-                .spawn()
-                .expect("spawn sleep"),
-        );
-        let t = Instant::now();
-        let inv = Invocation {
-            args: vec!["noop.wat".into()],
-            ..Default::default()
-        };
-        assert!(rt.run(&module, inv).await.is_success());
-        durations.push(t.elapsed());
-    }
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    median_duration(durations)
 }
 
 fn median_duration(mut v: Vec<Duration>) -> Duration {
@@ -294,65 +103,51 @@ fn median_duration(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Containers per pod in the many-pods scenario.
-const CONTAINERS_PER_POD: usize = 5;
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
 
-/// `pods` pods of [`CONTAINERS_PER_POD`] containers with wasm postStart and preStop hooks,
-/// started at once on `engine`, then stopped at once.
-async fn run_pods(engine: &Engine, pods: usize) -> Sample {
-    let n = CONTAINERS_PER_POD;
-    let manifests: Vec<_> = (0..pods)
-        .map(|i| {
-            let yaml = named_pod_yaml(&format!("bench-{i}"), n, true);
-            manifest::load_str(&yaml, Path::new("bench.yaml"), &LoadOptions::default())
-                .unwrap_or_else(|e| panic!("bench manifest: {e}"))
-                .remove(0)
-        })
-        .collect();
-    reset_peak_rss();
-    let t0 = Instant::now();
-    let mut running = Vec::new();
-    for pod in &manifests {
-        let (recorder, mut rx) = wasmhook::events::Recorder::channel();
-        let handle = engine.start_pod(pod, recorder);
-        let up = tokio::spawn(async move {
-            let (mut started, mut post_start) = (0, 0);
-            while started < n || post_start < n {
-                match rx.recv().await.expect("pod ended before it was running") {
-                    Record::Event(e) if e.reason == reason::STARTED => started += 1,
-                    Record::Hook(h) if h.hook == "postStart" => {
-                        assert!(h.error.is_none(), "postStart hook failed: {:?}", h.error);
-                        post_start += 1;
-                    }
-                    _ => {}
-                }
-            }
-            rx
-        });
-        running.push((handle, up));
-    }
-    let mut receivers = Vec::new();
-    for (_, up) in &mut running {
-        receivers.push(up.await.expect("pod watcher"));
-    }
-    let start = t0.elapsed();
-    let t1 = Instant::now();
-    for (handle, _) in &running {
-        handle.stop(Some(2));
-    }
-    for (handle, _) in running {
-        assert!(
-            handle.wait().await.stopped_cleanly(),
-            "a pod needed SIGKILL"
-        );
-    }
-    let stop = t1.elapsed();
-    drop(receivers);
-    Sample {
-        start,
-        stop,
-        peak_mib: peak_rss_mib(),
-    }
+/// The pods of one round.
+#[derive(Clone, Copy)]
+enum PodKind {
+    /// The pod of N containers, without or with hooks.
+    Measured { hooks: bool },
+    /// A pod of the reference size, for per-container cost at N against a small pod.
+    Reference { hooks: bool, size: usize },
+}
+
+/// Per-container start and stop at `n` and at the reference size, in µs, by what they are.
+fn flat_pairs(
+    n: usize,
+    plain: &Sample,
+    hooked: &Sample,
+    size: usize,
+    ref_plain: &Sample,
+    ref_hooked: &Sample,
+) -> [(&'static str, f64, f64); 4] {
+    let per = |d: Duration, count: usize| d.as_secs_f64() * 1e6 / count as f64;
+    [
+        (
+            "start per container, no hooks",
+            per(plain.start, n),
+            per(ref_plain.start, size),
+        ),
+        (
+            "start per container, wasm postStart + preStop",
+            per(hooked.start, n),
+            per(ref_hooked.start, size),
+        ),
+        (
+            "stop per container, no hooks",
+            per(plain.stop, n),
+            per(ref_plain.stop, size),
+        ),
+        (
+            "stop per container, wasm postStart + preStop",
+            per(hooked.stop, n),
+            per(ref_hooked.stop, size),
+        ),
+    ]
 }
 
 /// The many-pods scenario (`WASMHOOK_BENCH_PODS`): prints its rows and returns.
@@ -396,24 +191,6 @@ fn many_pods(tokio: &tokio::runtime::Runtime, engine: &Engine, pods: usize, roun
         let note = format!("{:.1} KiB per pod", s.peak_mib * 1024.0 / pods as f64);
         common::emit_value(g, &name, s.peak_mib, "MiB", "", &note);
     }
-}
-
-fn median(mut v: Vec<Sample>) -> Sample {
-    let mid = v.len() / 2;
-    v.sort_by_key(|s| s.start);
-    let start = v[mid].start;
-    v.sort_by_key(|s| s.stop);
-    let stop = v[mid].stop;
-    v.sort_by(|a, b| a.peak_mib.total_cmp(&b.peak_mib));
-    Sample {
-        start,
-        stop,
-        peak_mib: v[mid].peak_mib,
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn main() {
@@ -467,6 +244,13 @@ fn main() {
     let mut spawned = Vec::new();
     let mut wasm = Vec::new();
     let mut cold = Vec::new();
+    // Flatness is per-container cost at N against the same at the reference size. Pods of
+    // both sizes run in the same rounds of this process, so the machine's drift between
+    // separate runs (minutes apart, often more than the 1.3x being judged) stays out.
+    let reference_size = env_usize("WASMHOOK_BENCH_REFERENCE", 100);
+    let reference = (n > reference_size).then_some(reference_size);
+    let mut ref_plain = Vec::new();
+    let mut ref_hooked = Vec::new();
     // What each hook of the hooked pods took, as its report says: module lookup, the call's
     // environment and limits, the pool slot, the call and its output.
     let mut in_pod = HookDurations::default();
@@ -475,14 +259,48 @@ fn main() {
         run_pod(&engine, 1, true, &mut HookDurations::default()).await;
         for round in 0..rounds {
             eprintln!("round {}/{rounds} (N = {n})", round + 1);
-            // Which pod goes first alternates, so neither always inherits the other's
-            // aftermath (exited children still being reaped, a grown heap).
-            if round % 2 == 0 {
-                plain.push(run_pod(&engine, n, false, &mut HookDurations::default()).await);
-                hooked.push(run_pod(&engine, n, true, &mut in_pod).await);
-            } else {
-                hooked.push(run_pod(&engine, n, true, &mut in_pod).await);
-                plain.push(run_pod(&engine, n, false, &mut HookDurations::default()).await);
+            // Odd rounds run the even rounds' order backwards (A B B A), so neither pod
+            // always inherits the other's aftermath (exited children still being reaped, a
+            // grown heap), and a drift of the machine over the rounds weighs on both alike.
+            // The reference pods sit beside the pod of N they are compared with.
+            let mut order = Vec::new();
+            if let Some(r) = reference {
+                order.push(PodKind::Reference {
+                    hooks: false,
+                    size: r,
+                });
+            }
+            order.extend([
+                PodKind::Measured { hooks: false },
+                PodKind::Measured { hooks: true },
+            ]);
+            if let Some(r) = reference {
+                order.push(PodKind::Reference {
+                    hooks: true,
+                    size: r,
+                });
+            }
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for kind in order {
+                match kind {
+                    PodKind::Measured { hooks: false } => {
+                        plain.push(run_pod(&engine, n, false, &mut HookDurations::default()).await)
+                    }
+                    PodKind::Measured { hooks: true } => {
+                        hooked.push(run_pod(&engine, n, true, &mut in_pod).await)
+                    }
+                    PodKind::Reference { hooks, size } => {
+                        let s = run_pod(&engine, size, hooks, &mut HookDurations::default()).await;
+                        if hooks {
+                            &mut ref_hooked
+                        } else {
+                            &mut ref_plain
+                        }
+                        .push(s);
+                    }
+                }
             }
             execs.push(backend_execs(calls).await);
             spawned.push(spawns(calls));
@@ -491,6 +309,7 @@ fn main() {
         }
     });
     let (plain, hooked) = (median(plain), median(hooked));
+    let references = reference.map(|size| (size, median(ref_plain), median(ref_hooked)));
     let (execs, spawned, wasm) = (median(execs), median(spawned), median(wasm));
     let cold_call_us = median_duration(cold).as_secs_f64() * 1e6;
 
@@ -558,6 +377,12 @@ fn main() {
         ms(execs.start) / ms(wasm.start),
         ms(spawned.start) / ms(wasm.start)
     );
+    if let Some((size, ref_plain, ref_hooked)) = &references {
+        println!("\nper container, against pods of {size} in the same rounds (µs):");
+        for (what, at_n, at_ref) in flat_pairs(n, &plain, &hooked, *size, ref_plain, ref_hooked) {
+            println!("  {what}: {at_n:.0} vs {at_ref:.0} ({:.2}x)", at_n / at_ref);
+        }
+    }
     let bare_call_us = ms(wasm.start) * 1e3 / calls as f64;
     let reported = [
         ("postStart", in_pod.post_start),
@@ -601,6 +426,15 @@ fn main() {
             (hooked.peak_mib - plain.peak_mib) * 1024.0 / n as f64
         );
         common::emit_value(g, &name, hooked.peak_mib, "MiB", &peak_name, &note);
+        if let Some((size, ref_plain, ref_hooked)) = &references {
+            for (what, at_n, at_ref) in flat_pairs(n, &plain, &hooked, *size, ref_plain, ref_hooked)
+            {
+                let base = format!("N={n:>4}, {what}, {size}-container pods (same rounds)");
+                common::emit_value("flat", &base, at_ref, "µs", "", "");
+                let name = format!("N={n:>4}, {what}");
+                common::emit_value("flat", &name, at_n, "µs", &base, "");
+            }
+        }
         let per = |s: &Sample| ms(s.start) * 1e3 / calls as f64;
         let wasm_name = format!("N={n:>4}, {calls} sequential HookRuntime::run noop");
         common::emit_value(g, &wasm_name, per(&wasm), "µs/call", "", "");
