@@ -28,10 +28,8 @@ use std::process::Command;
 use divan::Bencher;
 use tokio::runtime::Runtime;
 use wasmhook::wasm::{Allocator, HookModule, HookRuntime, Invocation, Limits, RuntimeConfig};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::WasiCtxBuilder;
+
+use common::bare::Bare;
 
 /// Instances the pools hold; far more than one iteration needs.
 const MAX_INSTANCES: u32 = 16;
@@ -56,7 +54,7 @@ fn lines() {
     let n_wasm = common::samples(10_000);
     let n_spawn = common::samples(500);
 
-    let bare = Bare::new("noop.wat");
+    let bare = BareCase::new("noop.wat");
     let s = common::sample(n_wasm, 100, || bare.run());
     common::emit(G, BARE, s, "", "floor: wasmtime 48 used directly");
     let case = RuntimeCase::new("noop.wat", Limits::default());
@@ -71,7 +69,7 @@ fn lines() {
     );
     let s = common::sample(n_wasm, 100, || fuel.run());
     common::emit(G, "wasmhook HookRuntime::run noop, fuel 10M", s, BARE, "");
-    let bare_hello = Bare::new("hello.wat");
+    let bare_hello = BareCase::new("hello.wat");
     let s = common::sample(n_wasm, 100, || bare_hello.run());
     common::emit(G, BARE_HELLO, s, "", "3 fd_writes to memory pipes");
     let hello = RuntimeCase::new("hello.wat", Limits::default());
@@ -327,64 +325,31 @@ fn wasmhook_runtime_noop_fuel(bencher: Bencher) {
     );
 }
 
-/// The pool `HookRuntime` uses (`pooling_config`), so both sides reserve and reset alike.
-fn bare_engine() -> Engine {
-    let mut c = Config::new();
-    c.allocation_strategy(InstanceAllocationStrategy::Pooling(
-        wasmhook::wasm::pooling_config(MAX_INSTANCES),
-    ));
-    Engine::new(&c).expect("engine")
-}
-
-/// Bare wasmtime: everything built once, per call a fresh `Store` + `WasiP1Ctx` (stdout and
-/// stderr to in-memory pipes, like our output capture), `instantiate_async`, `_start`.
-struct Bare {
+/// Bare wasmtime ([`common::bare`]) on a current-thread tokio runtime of its own.
+struct BareCase {
     tokio: Runtime,
-    engine: Engine,
-    pre: InstancePre<WasiP1Ctx>,
-    argv0: String,
+    bare: Bare,
 }
 
-impl Bare {
+impl BareCase {
     fn new(wat: &str) -> Self {
-        let tokio = tokio_rt();
-        let engine = bare_engine();
-        let wat_text = std::fs::read(fixture(wat)).unwrap();
-        let module = Module::new(&engine, &wat_text).expect("compile");
-        let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s).unwrap();
-        let pre: InstancePre<WasiP1Ctx> = linker.instantiate_pre(&module).unwrap();
-        let bare = Bare {
-            tokio,
-            engine,
-            pre,
-            argv0: wat.to_string(),
+        let case = BareCase {
+            tokio: tokio_rt(),
+            bare: Bare::new(&fixture(wat), MAX_INSTANCES, &[]),
         };
-        bare.tokio.block_on(bare.call()).expect("hook runs");
-        bare
-    }
-
-    async fn call(&self) -> wasmtime::Result<()> {
-        let wasi = WasiCtxBuilder::new()
-            .args(&[&self.argv0])
-            .stdout(MemoryOutputPipe::new(1 << 20))
-            .stderr(MemoryOutputPipe::new(1 << 20))
-            .build_p1();
-        let mut store = Store::new(&self.engine, wasi);
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-        start.call_async(&mut store, ()).await
+        case.tokio.block_on(case.bare.call()).expect("hook runs");
+        case
     }
 
     fn run(&self) {
-        let r = self.tokio.block_on(self.call());
+        let r = self.tokio.block_on(self.bare.call());
         debug_assert!(r.is_ok());
     }
 }
 
 fn bench_bare(bencher: Bencher, wat: &str) {
-    let b = Bare::new(wat);
-    bencher.bench_local(|| b.tokio.block_on(b.call()));
+    let b = BareCase::new(wat);
+    bencher.bench_local(|| b.run());
 }
 
 #[divan::bench(sample_count = 2000)]

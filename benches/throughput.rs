@@ -21,16 +21,14 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use wasmhook::wasm::{Allocator, HookModule, HookRuntime, Invocation, Limits, RuntimeConfig};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::WasiCtxBuilder;
+
+use common::bare::Bare;
 
 const POOL: u32 = 1000;
 /// Interleaved rounds per concurrency (odd: the median is one of them).
@@ -62,43 +60,6 @@ fn hook_runtime() -> HookRuntime {
 const RUST_HOOK: &str = "examples/hooks/bin/log-env.wasm";
 const RUST_HOOK_ENV: [(&str, &str); 1] = [("WASMHOOK_HOOK", "postStart")];
 
-/// Bare wasmtime with the pool `HookRuntime` uses (`pooling_config`), no epoch, no fuel.
-struct Bare {
-    engine: Engine,
-    pre: InstancePre<WasiP1Ctx>,
-    env: &'static [(&'static str, &'static str)],
-}
-
-impl Bare {
-    fn new(module: &Path, env: &'static [(&'static str, &'static str)]) -> Self {
-        let mut c = Config::new();
-        c.allocation_strategy(InstanceAllocationStrategy::Pooling(
-            wasmhook::wasm::pooling_config(POOL),
-        ));
-        let engine = Engine::new(&c).expect("engine");
-        let module = Module::new(&engine, std::fs::read(module).unwrap()).expect("compile");
-        let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s).unwrap();
-        let pre = linker.instantiate_pre(&module).unwrap();
-        Bare { engine, pre, env }
-    }
-
-    async fn call(&self) {
-        let wasi = WasiCtxBuilder::new()
-            .args(&["noop.wat"])
-            .envs(self.env)
-            .stdout(MemoryOutputPipe::new(1 << 20))
-            .stderr(MemoryOutputPipe::new(1 << 20))
-            .build_p1();
-        let mut store = Store::new(&self.engine, wasi);
-        let instance = self.pre.instantiate_async(&mut store).await.unwrap();
-        let start = instance
-            .get_typed_func::<(), ()>(&mut store, "_start")
-            .unwrap();
-        start.call_async(&mut store, ()).await.unwrap();
-    }
-}
-
 #[derive(Clone)]
 enum Target {
     /// `HookRuntime::run` of the module with this invocation (cloned per call).
@@ -113,7 +74,7 @@ impl Target {
                 let o = rt.run(module, (**inv).clone()).await;
                 assert!(o.is_success(), "{:?}", o.status);
             }
-            Target::Bare(b) => b.call().await,
+            Target::Bare(b) => b.call().await.expect("bare wasmtime call"),
         }
     }
 }
@@ -185,7 +146,7 @@ fn main() {
             ..Default::default()
         })
     };
-    let bare = Target::Bare(Arc::new(Bare::new(&fixture("noop.wat"), &[])));
+    let bare = Target::Bare(Arc::new(Bare::new(&fixture("noop.wat"), POOL, &[])));
     let epoch = Target::Runtime(rt.clone(), noop.clone(), noop_inv(Limits::default()));
     let fuel = Target::Runtime(
         rt.clone(),
@@ -218,7 +179,7 @@ fn main() {
     // what a call dirties (stack, data, heap) is what the pool resets.
     let rust_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(RUST_HOOK);
     let rust = rt.load_file(&rust_path).expect("Rust hook");
-    let rust_bare = Target::Bare(Arc::new(Bare::new(&rust_path, &RUST_HOOK_ENV)));
+    let rust_bare = Target::Bare(Arc::new(Bare::new(&rust_path, POOL, &RUST_HOOK_ENV)));
     let rust_epoch = Target::Runtime(
         rt.clone(),
         rust,

@@ -14,6 +14,8 @@
 //! benches must keep compiling and running, the numbers mean nothing).
 #![allow(dead_code)]
 
+pub mod bare;
+
 use std::time::{Duration, Instant};
 
 /// `WASMHOOK_BENCH_FORMAT=lines`.

@@ -47,7 +47,8 @@ use wasmhook::engine::{Engine, EngineConfig};
 use wasmhook::handlers::Handlers;
 use wasmhook::wasm::{Allocator, HookRuntime, Limits, RuntimeConfig};
 
-use calls::{backend_execs, spawns, wasm_calls, wasm_calls_after_start};
+use calls::{backend_execs, bare_calls_after_start, spawns, wasm_calls, wasm_calls_after_start};
+use common::bare::Bare;
 use common::proc_status_kib;
 use pods::{run_pod, run_pods, HookDurations, CONTAINERS_PER_POD};
 
@@ -244,6 +245,8 @@ fn main() {
     let mut spawned = Vec::new();
     let mut wasm = Vec::new();
     let mut cold = Vec::new();
+    let mut bare_cold = Vec::new();
+    let bare = Bare::new(&noop_path(), pool, &[]);
     // Flatness is per-container cost at N against the same at the reference size. Pods of
     // both sizes run in the same rounds of this process, so the machine's drift between
     // separate runs (minutes apart, often more than the 1.3x being judged) stays out.
@@ -306,12 +309,14 @@ fn main() {
             spawned.push(spawns(calls));
             wasm.push(wasm_calls(&rt, calls).await);
             cold.push(wasm_calls_after_start(&rt, calls).await);
+            bare_cold.push(bare_calls_after_start(&bare, calls).await);
         }
     });
     let (plain, hooked) = (median(plain), median(hooked));
     let references = reference.map(|size| (size, median(ref_plain), median(ref_hooked)));
     let (execs, spawned, wasm) = (median(execs), median(spawned), median(wasm));
     let cold_call_us = median_duration(cold).as_secs_f64() * 1e6;
+    let bare_cold_us = median_duration(bare_cold).as_secs_f64() * 1e6;
 
     println!(
         "\nN = {n} containers, {calls} hook calls, pool of {pool} instances; median of {rounds} rounds; peak RSS {}\n",
@@ -396,7 +401,7 @@ fn main() {
     for (hook, count, median, _) in &reported {
         if let Some(median) = median {
             println!(
-                "\na {hook} hook in the pod (its report's duration, median of {count}): {median:.1} µs; bare call {bare_call_us:.1} µs in a loop, {cold_call_us:.1} µs right after a process start"
+                "\na {hook} hook in the pod (its report's duration, median of {count}): {median:.1} µs; bare call {bare_call_us:.1} µs in a loop, {cold_call_us:.1} µs right after a process start (bare wasmtime: {bare_cold_us:.1} µs)"
             );
         }
     }
@@ -441,6 +446,9 @@ fn main() {
         let cold_name = format!("N={n:>4}, HookRuntime::run noop right after a process start");
         let note = format!("median of {calls}; the conditions of a postStart hook");
         common::emit_value(g, &cold_name, cold_call_us, "µs/call", &wasm_name, &note);
+        let name = format!("N={n:>4}, bare wasmtime call of noop right after a process start");
+        let note = format!("median of {calls}; wasmtime's own floor for a postStart hook");
+        common::emit_value(g, &name, bare_cold_us, "µs/call", &cold_name, &note);
         for (hook, count, median, p99) in reported {
             if let (Some(median), Some(p99)) = (median, p99) {
                 let name = format!("N={n:>4}, a {hook} hook in the pod (its report, median)");
