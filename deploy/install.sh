@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the wasmhook CRI proxy on a Kubernetes node that runs containerd under systemd.
 #
-#   sudo deploy/install.sh [path/to/wasmhook]     install and start the proxy (kubelet unchanged)
+#   sudo deploy/install.sh [path/to/wasmhook]     install and start the proxy (kubelet unchanged);
+#                                                 default: scripts/build-static.sh's binary
 #   sudo deploy/install.sh --uninstall            stop and remove it (point the kubelet back first)
 #
 # It installs the binary, the systemd unit and the kubelet drop-in, starts the proxy and checks
@@ -25,8 +26,9 @@ if [ "${1:-}" = --uninstall ]; then
     exit 0
 fi
 
-bin=${1:-$here/../target/release/wasmhook}
-[ -x "$bin" ] || { echo "$0: $bin not found (cargo build --release, or pass the binary's path)" >&2; exit 1; }
+# Default: the static binary of scripts/build-static.sh (it runs whatever the node's glibc).
+bin=${1:-$here/../target/$(uname -m)-unknown-linux-gnu/release/wasmhook}
+[ -x "$bin" ] || { echo "$0: $bin not found (scripts/build-static.sh, or pass the binary's path)" >&2; exit 1; }
 install -m 0755 "$bin" /usr/local/bin/wasmhook
 install -m 0644 "$here/wasmhook-cri.service" /etc/systemd/system/wasmhook-cri.service
 install -m 0644 "$here/wasmhook-cri.socket" /etc/systemd/system/wasmhook-cri.socket

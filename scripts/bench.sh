@@ -148,7 +148,8 @@ def render(lines_path, meta_path, out_path):
         "process": ("Whole process", "One process per hook, as a one-shot CLI or a native exec "
                     "hook would be. `hook run` uses the on-demand allocator; `--no-cache` compiles "
                     "the module every time, `--cache-dir` (warm) deserializes the cached artifact. "
-                    "`noop.wasm` is `tests/fixtures/wat/noop.wat` as binary. The rows are timed in turns: "
+                    "`noop.wasm` is `tests/fixtures/wat/noop.wat` as binary; `wasmhook` is the shipped "
+                    "binary (`scripts/build-static.sh`: release, static PIE). The rows are timed in turns: "
                     "each run times every command once, odd runs in reverse order."),
         "throughput": ("Throughput", "`C` tokio tasks (2 workers, 2 cores) on one pooling "
                        "`HookRuntime` running `noop.wat`; latency is per call with queueing. "
@@ -420,9 +421,10 @@ run_bench() { # name, env assignments...
 
 log "build"
 cargo bench -q "${profile[@]}" --no-run --bench hooks --bench handlers --bench throughput --bench engine --bench cri --bench languages
-if [ $quick = 1 ]; then cargo build -q --bin wasmhook; else cargo build -q --release --bin wasmhook; fi
-# The binary as a user gets it, kept apart: every `cargo bench` below rebuilds
-# target/release/wasmhook with the bench profile (symbols kept, for perf).
+# The binary as a user gets it (full runs: scripts/build-static.sh, what deploy/install.sh
+# installs), kept apart: every `cargo bench` below rebuilds target/release/wasmhook with the
+# bench profile (symbols kept, for perf).
+if [ $quick = 1 ]; then cargo build -q --bin wasmhook; else bin=$root/$(scripts/build-static.sh -q); fi
 cp "$bin" "$work/wasmhook"
 bin=$work/wasmhook
 
@@ -511,7 +513,7 @@ if [ -x "$wasmtime_cli" ]; then
 else
     base=""
 fi
-echo "VALUE|size|wasmhook ($([ $quick = 1 ] && echo dev || echo release) binary)|$(size_mib "$bin")|MiB|$base|$([ $quick = 1 ] && echo 'dev profile: unstripped, means nothing' || echo 'profile.release: debug info and symbols stripped (panics keep file:line)')" >>"$lines"
+echo "VALUE|size|wasmhook ($([ $quick = 1 ] && echo dev || echo 'release, static-pie') binary)|$(size_mib "$bin")|MiB|$base|$([ $quick = 1 ] && echo 'dev profile: unstripped, means nothing' || echo 'scripts/build-static.sh: profile.release, debug info and symbols stripped (panics keep file:line), glibc linked in')" >>"$lines"
 
 # --- compiling large components: cranelift (ours, the CLI's) vs Winch, and ahead of time ---
 log "languages: compilers"
