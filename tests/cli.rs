@@ -86,6 +86,54 @@ fn hook_run_exit_codes_follow_timeout_and_shells() {
     assert!(text(&missing.stderr).contains("/nonexistent/hook.wasm: module not found"));
 }
 
+/// A hook stopped at its timeout inside a host call that never returns (the open of a FIFO
+/// without a reader, on a blocking thread) is reported, and `hook run` then exits: it does
+/// not wait for that thread.
+#[test]
+fn hook_run_exits_at_the_timeout_of_a_host_call_that_never_returns() {
+    use std::time::{Duration, Instant};
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.path().join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let mut child = spawn_piped(
+        &[
+            "hook",
+            "run",
+            "--timeout",
+            "300ms",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            wat("fifo.wat").to_str().unwrap(),
+            "fifo",
+        ],
+        cache.path(),
+    );
+    // Generous: a compile of the module plus the timeout takes well under a second here.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("hook run still running 30 s after its hook timed out at 300ms");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timed out after 300ms"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn hook_run_passes_args_dirs_env_and_prints_json() {
     let cache = tempfile::tempdir().unwrap();

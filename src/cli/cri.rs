@@ -45,9 +45,8 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
         metrics_addr: args.metrics_addr,
         ..CriProxyConfig::default()
     };
-    let runtime = super::tokio_runtime(true)?;
     let inherited = inherited_socket()?;
-    runtime.block_on(async move {
+    super::block_on(true, async move {
         let listen = config.listen.clone();
         let upstream = config.runtime_endpoint.clone();
         let activated = inherited.is_some();
@@ -75,7 +74,7 @@ pub fn cri(args: CriArgs, cache: &CacheArgs) -> CliResult {
             })
             .await;
         Ok(ExitCode::SUCCESS)
-    })
+    })?
 }
 
 /// The socket systemd passed to us (socket activation, as `sd_listen_fds` reads it): fd 3

@@ -201,8 +201,7 @@ pub fn hook_run(args: HookRunArgs, cache: &CacheArgs) -> CliResult {
         cancel: None,
         netns: None,
     };
-    let runtime = super::tokio_runtime(false)?;
-    let outcome = runtime.block_on(rt.run(&module, invocation));
+    let outcome = super::block_on(false, rt.run(&module, invocation))?;
     let mut out = Stdout::lock();
     match args.output {
         OutputFormat::Text => {

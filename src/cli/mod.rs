@@ -145,14 +145,30 @@ impl StopSignals {
     }
 }
 
-/// The async runtime of a command (`multi`: a worker per core, else one thread).
-pub(crate) fn tokio_runtime(multi: bool) -> Result<tokio::runtime::Runtime, CliError> {
+/// Run a command's `future` to its end on a fresh async runtime (`multi`: a worker per core,
+/// else the calling thread only), then shut the runtime down without waiting for its
+/// blocking threads.
+///
+/// Tasks still spawned are dropped either way, as when a runtime is dropped. The difference
+/// is the blocking threads: every clean-up of a command is awaited inside its future, so what
+/// can still run there is work whose caller gave up: the host call of a hook stopped at its
+/// timeout (a WASI `open` of a FIFO without a reader never returns), or a compile no one
+/// waits for. Dropping the runtime would wait for those: the command would report the
+/// timeout and then hang.
+pub(crate) fn block_on<F: std::future::Future>(
+    multi: bool,
+    future: F,
+) -> Result<F::Output, CliError> {
     let mut b = if multi {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
     };
-    b.enable_all()
+    let runtime = b
+        .enable_all()
         .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    let output = runtime.block_on(future);
+    runtime.shutdown_background();
+    Ok(output)
 }

@@ -105,7 +105,6 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> CliResult {
         crate::backend::runc::available(None)
             .map_err(|e| CliError::Failed(format!("--backend runc: {e}")))?;
     }
-    let runtime = super::tokio_runtime(true)?;
     let config = EngineConfig {
         hook_defaults: HookSettings {
             exec_policy: args.manifest.exec_policy,
@@ -114,7 +113,7 @@ pub fn run(args: RunArgs, cache: &CacheArgs) -> CliResult {
         hooks_dir: args.manifest.hooks_dir.clone(),
         backoff,
     };
-    let statuses = runtime.block_on(run_pods(&args, rt, config, report.pods));
+    let statuses = super::block_on(true, run_pods(&args, rt, config, report.pods))?;
     let code = statuses
         .iter()
         .map(|s| u8::from(!(s.phase == PodPhase::Succeeded || s.stopped_cleanly())))

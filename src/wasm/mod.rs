@@ -14,6 +14,10 @@
 //! - A call ends by itself: the wall-clock timeout bounds wasm code (epoch interruption, checked
 //!   every [`EPOCH_TICK`]) *and* blocking host calls (the whole call future is dropped at the
 //!   deadline). Dropping the future returned by [`HookRuntime::run`] stops the hook too.
+//!   A filesystem host call already running on a tokio blocking thread (the open of a FIFO
+//!   without a reader) cannot be interrupted: the call ends at its deadline, the thread when
+//!   the host call returns. Dropping a tokio runtime waits for its blocking threads, so shut
+//!   it down with `shutdown_background` or `shutdown_timeout` (the CLI does).
 //! - Hook failures of any kind are data ([`ExecStatus`]), never panics or `Err`s.
 //! - Fuel is metered only when a hook asks for it: fuel instrumentation slows every loop, so
 //!   modules for fuelled calls are compiled by a second engine, created on first use.
