@@ -97,16 +97,21 @@ fn skip_error_backtraces() {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings).
+/// Logs go to stderr, filtered by `RUST_LOG` (default, and when `RUST_LOG` does not parse:
+/// warnings).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour only for a terminal: escape codes in a log file or a CI capture are noise.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // The default needs no `EnvFilter`: parsing directives is a measurable part of a
+    // one-shot `hook run`, and a plain level filter passes exactly the same events.
+    let _ = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => fmt.with_env_filter(filter).try_init(),
+        Err(_) => fmt
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .try_init(),
+    };
 }
 
 /// The wasm runtime of a command, or the error that stops it.
