@@ -33,6 +33,9 @@
 //!   (below); nothing is inherited from wasmhook. Without a `PATH` in the spec, `PATH` is
 //!   `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, as container runtimes
 //!   set it.
+//! - Signals: every disposition at its default and none blocked, whatever wasmhook was
+//!   started with (a shell's background job ignores SIGINT and SIGQUIT, and a container that
+//!   inherited that would sit out its `stopSignal` until the grace period's SIGKILL).
 //! - Output: stdout and stderr are read line by line, to EOF (so the last lines before a
 //!   crash and a final line without newline are kept), into [`LogLine`]s on the configured
 //!   channel; lines longer than 16 KiB are split. Without a channel, output goes to

@@ -135,18 +135,22 @@ pub fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// Start `wasmhook run --output json --no-cache ARGS...` with `TMPDIR=tmp`.
-pub fn spawn(tmp: &Path, args: &[&str]) -> Running {
-    let mut child = Command::new(BIN)
-        .arg("run")
+/// `wasmhook run --output json --no-cache ARGS...` with `TMPDIR=tmp`, to [`start`].
+pub fn command(tmp: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
         .args(["--output", "json", "--no-cache"])
         .args(args)
         .env("TMPDIR", tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wasmhook");
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Start `cmd` (from [`command`]) with its output collected.
+pub fn start(mut cmd: Command) -> Running {
+    let mut child = cmd.spawn().expect("spawn wasmhook");
     let out = drain(child.stdout.take().expect("stdout"));
     let err = drain(child.stderr.take().expect("stderr"));
     Running {
@@ -155,6 +159,26 @@ pub fn spawn(tmp: &Path, args: &[&str]) -> Running {
         out,
         err,
     }
+}
+
+/// Start `wasmhook run --output json --no-cache ARGS...` with `TMPDIR=tmp`.
+pub fn spawn(tmp: &Path, args: &[&str]) -> Running {
+    start(command(tmp, args))
+}
+
+/// Start `cmd` as a shell starts a background job (`wasmhook run pod.yaml &` in a script):
+/// with SIGINT and SIGQUIT ignored, which the process inherits.
+pub fn as_background_job(mut cmd: Command) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only calls `signal`, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    cmd
 }
 
 impl Running {

@@ -28,8 +28,8 @@
 //! thread is suspended (`CLONE_VFORK`). It must therefore only make system calls on data the
 //! parent prepared: no allocation, no locks, no panics, nothing that could leave the
 //! parent's state half-changed. Every signal is blocked across `clone`, and the child resets
-//! each handled signal to its default before unblocking, so no handler of the parent ever
-//! runs on the child's stack. The libc wrappers it calls set `errno` in the suspended parent
+//! every signal to its default before unblocking, so no handler of the parent ever runs on
+//! the child's stack. The libc wrappers it calls set `errno` in the suspended parent
 //! thread's TLS; the parent never reads it after `clone` succeeded.
 
 use std::ffi::{c_char, c_int, c_void, CString, OsStr};
@@ -161,8 +161,6 @@ struct ChildArgs {
     /// With a shared table: unshare it, keeping only the descriptors below this.
     first_free: Option<c_int>,
     parent: libc::pid_t,
-    /// The parent thread's signal mask, restored just before `execve`.
-    mask: libc::sigset_t,
     /// The errno of the failed step, or 0 if `execve` succeeded.
     error: c_int,
 }
@@ -252,8 +250,6 @@ fn clone_child(
         first_free,
         // SAFETY: getpid has no preconditions.
         parent: unsafe { libc::getpid() },
-        // SAFETY: an all-zero sigset_t is a valid (empty) set; overwritten below.
-        mask: unsafe { MaybeUninit::zeroed().assume_init() },
         error: 0,
     };
     let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
@@ -266,7 +262,7 @@ fn clone_child(
     };
 
     let pid = {
-        let _blocked = SignalsBlocked::new(&mut args.mask)?;
+        let _blocked = SignalsBlocked::new()?;
         // SAFETY: `child` only makes system calls on `args`, which outlives the child's use
         // of it: with CLONE_VFORK this call returns only after the child called execve or
         // exited. `top` points at the end of `stack`, which is alive until then as well.
@@ -301,21 +297,17 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
     let args = unsafe { &mut *arg.cast::<ChildArgs>() };
     // SAFETY: each call below is a thin system-call wrapper on valid, parent-prepared data.
     unsafe {
-        // Handlers are the parent's code on the parent's memory: reset them before
-        // unblocking. SIGPIPE goes back to its default too (Rust ignores it), as
-        // `std::process::Command` does; other ignored signals stay ignored, as in `exec`.
+        // A container starts as its runtime would start it: every signal at its default
+        // and none blocked (see below), whatever wasmhook itself was started with. A shell
+        // starts a background job with SIGINT and SIGQUIT ignored, and a container that
+        // inherited that could not be stopped by its `stopSignal` (a shell cannot even trap
+        // a signal ignored on entry). Handlers must go in any case: they are the parent's
+        // code on the parent's memory, so this happens before unblocking.
+        let mut dfl: libc::sigaction = MaybeUninit::zeroed().assume_init();
+        dfl.sa_sigaction = libc::SIG_DFL;
         for sig in 1..=MAX_SIGNAL {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let mut old: libc::sigaction = MaybeUninit::zeroed().assume_init();
-            if libc::sigaction(sig, ptr::null(), &mut old) != 0 {
-                continue; // glibc's own signals (SIGCANCEL, SIGSETXID) are not ours to reset
-            }
-            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
-            if handled || sig == libc::SIGPIPE {
-                let mut dfl: libc::sigaction = MaybeUninit::zeroed().assume_init();
-                dfl.sa_sigaction = libc::SIG_DFL;
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                // glibc refuses its own (SIGCANCEL, SIGSETXID): not ours to reset.
                 libc::sigaction(sig, &dfl, ptr::null_mut());
             }
         }
@@ -358,7 +350,10 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
         {
             fail(args);
         }
-        if libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, ptr::null_mut()) != 0 {
+        // No signal blocked, not even one blocked in the thread that spawned us.
+        let mut none: libc::sigset_t = MaybeUninit::zeroed().assume_init();
+        libc::sigemptyset(&mut none);
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &none, ptr::null_mut()) != 0 {
             fail(args);
         }
         libc::execve(args.program, args.argv, args.envp);
@@ -379,30 +374,32 @@ unsafe fn fail(args: &mut ChildArgs) -> ! {
 }
 
 /// Every signal blocked on this thread while alive (glibc's own included, through the raw
-/// system call); the previous mask is written to `saved` and restored on drop.
+/// system call); the previous mask is restored on drop.
 struct SignalsBlocked {
     saved: libc::sigset_t,
 }
 
 impl SignalsBlocked {
-    fn new(saved: &mut libc::sigset_t) -> io::Result<SignalsBlocked> {
-        // SAFETY: sigfillset initialises `all`; rt_sigprocmask with valid set pointers and
-        // the kernel's sigset size only changes this thread's mask.
+    fn new() -> io::Result<SignalsBlocked> {
+        // SAFETY: sigfillset initialises `all`, an all-zero sigset_t is a valid set for the
+        // kernel to overwrite; rt_sigprocmask with valid set pointers and the kernel's sigset
+        // size only changes this thread's mask.
         unsafe {
             let mut all: libc::sigset_t = MaybeUninit::zeroed().assume_init();
             libc::sigfillset(&mut all);
+            let mut saved: libc::sigset_t = MaybeUninit::zeroed().assume_init();
             let rc = libc::syscall(
                 libc::SYS_rt_sigprocmask,
                 libc::SIG_SETMASK,
                 &all as *const libc::sigset_t,
-                saved as *mut libc::sigset_t,
+                &mut saved as *mut libc::sigset_t,
                 MAX_SIGNAL as usize / 8,
             );
             if rc != 0 {
                 return Err(io::Error::last_os_error());
             }
+            Ok(SignalsBlocked { saved })
         }
-        Ok(SignalsBlocked { saved: *saved })
     }
 }
 
