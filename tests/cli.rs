@@ -373,3 +373,58 @@ fn compile_prints_nothing_to_stdout_and_survives_closed_pipes() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(cwasm.exists());
 }
+
+/// Each subcommand's help starts with its own description and lists its own flags, also
+/// those of the structs flattened into it: subcommands are built lazily (`defer`), which
+/// changes the order clap applies their parts in.
+#[test]
+fn each_subcommand_help_describes_that_subcommand() {
+    let cache = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str, &[&str])] = &[
+        (
+            &["run"],
+            "Run Pod manifests",
+            &[
+                "--backend",
+                "--max-concurrent-hooks",
+                "--allow-unknown-fields",
+                "--timeout",
+            ],
+        ),
+        (
+            &["validate"],
+            "Check Pod manifests",
+            &["--allow-unknown-fields"],
+        ),
+        (&["hook"], "Work with single hooks", &["run"]),
+        (
+            &["hook", "run"],
+            "Run one hook module",
+            &["--dir", "--fuel", "--hook-network"],
+        ),
+        (&["compile"], "Precompile a hook module", &["--output"]),
+        // `cri` raises the output cap to the CRI's own limit.
+        (
+            &["cri"],
+            "CRI proxy for Kubernetes nodes",
+            &["--listen", "--fuel", "[default: 16Mi]"],
+        ),
+    ];
+    for (args, about, flags) in cases {
+        let out = wasmhook(&[*args, &["--help"][..]].concat(), cache.path());
+        let help = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            help.starts_with(about),
+            "{args:?} --help starts with {about:?}:\n{help}"
+        );
+        for flag in *flags {
+            assert!(help.contains(flag), "{args:?} --help lists {flag}:\n{help}");
+        }
+    }
+}

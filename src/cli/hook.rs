@@ -62,7 +62,8 @@ impl CacheArgs {
     }
 }
 
-/// The instance pool of a long-running command (`run`, `cri`).
+// The instance pool of a long-running command (`run`, `cri`). (Not a doc comment: see
+// `super::Command`.)
 #[derive(Args, Debug, Clone)]
 pub struct PoolArgs {
     /// Wasm hooks that run at once (the instance pool's size); more wait for a slot.
@@ -83,7 +84,8 @@ impl PoolArgs {
     }
 }
 
-/// Hook limits, as flags. Names mirror `wasmtime run` where they overlap.
+// Hook limits, as flags. Names mirror `wasmtime run` where they overlap. (Not a doc
+// comment: see `super::Command`.)
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
     /// Wall-clock limit of a hook (`500ms`, `5s`, `2m`).

@@ -43,7 +43,14 @@ pub struct Cli {
     pub cache: hook::CacheArgs,
 }
 
+/// `defer`: a subcommand's arguments are built only when it is the one invoked. clap builds
+/// the whole tree before parsing otherwise, and `run`'s and `cri`'s arguments were a
+/// measurable part of a one-shot `hook run`. The structs flattened into a subcommand's
+/// arguments (`LimitArgs`, `PoolArgs`, `ManifestArgs`) carry plain comments, not doc
+/// comments: a deferred subcommand applies a flattened struct's doc comment last, as its
+/// own about (clap-rs/clap#3127), and `wasmhook run --help` would describe hook limits.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Run Pod manifests: start containers, fire hooks, print Kubernetes-style events.
     Run(run::RunArgs),
@@ -60,6 +67,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum HookCommand {
     /// Run one hook module with the given arguments, directories, environment and limits.
     Run(hook::HookRunArgs),

@@ -13,7 +13,8 @@ use crate::hook::ExecPolicy;
 use crate::manifest::{check_files, CheckReport, LoadOptions, UnknownFields};
 use crate::wasm::{Allocator, HookRuntime, Limits};
 
-/// Manifest options shared by `validate` and `run`.
+// Manifest options shared by `validate` and `run`. (Not a doc comment: see
+// `super::Command`.)
 #[derive(Args, Debug, Clone)]
 pub struct ManifestArgs {
     /// Where exec hook modules are looked up after the manifest's own directory.
