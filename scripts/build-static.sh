@@ -39,7 +39,12 @@ glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed -n 's/^glibc //p')
 if [ -n "$glibc" ] && [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" = 2.36 ]; then
     link_args=(-C link-arg=-Wl,-z,pack-relative-relocs)
 fi
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+# getrandom 0.4 (wasmtime-wasi's random, tempfile) finds glibc's getrandom() with dlsym, which
+# a static binary does not have: it then falls back to polling /dev/random and reading
+# /dev/urandom (three more system calls, and a failure where /dev is absent). Name the
+# function directly; glibc has had it since 2.25.
+rustflags="${RUSTFLAGS:-} -C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\""
+RUSTFLAGS=$rustflags \
     cargo rustc --release --target "$host" --bin wasmhook "$@" -- "${link_args[@]}" >&2
 bin=target/$host/release/wasmhook
 # Checked, not assumed: a toolchain that ignored crt-static would hand out a dynamic binary.
