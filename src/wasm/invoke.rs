@@ -141,6 +141,10 @@ impl HookRuntime {
         };
         let guard = NetworkGuard::new(inv.limits.network.clone(), scope);
         let timeout = inv.limits.timeout;
+        let mut stuck = StuckOpens {
+            preopens: &inv.preopens,
+            armed: false,
+        };
         let status = if inv.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
             ExecStatus::Cancelled
         } else {
@@ -153,12 +157,18 @@ impl HookRuntime {
             match futures::poll!(call.as_mut()) {
                 std::task::Poll::Ready(status) => status,
                 std::task::Poll::Pending => {
+                    // From here on, stopping the call leaves its host call behind.
+                    stuck.armed = true;
                     let remaining = timeout.saturating_sub(started.elapsed());
                     let cancel = inv.cancel.clone().unwrap_or_default();
                     tokio::select! {
-                        r = tokio::time::timeout(remaining, call) => {
-                            r.unwrap_or(ExecStatus::TimedOut(timeout))
-                        }
+                        r = tokio::time::timeout(remaining, call) => match r {
+                            Ok(status) => {
+                                stuck.armed = false;
+                                status
+                            }
+                            Err(_) => ExecStatus::TimedOut(timeout),
+                        },
                         _ = cancel.cancelled() => ExecStatus::Cancelled,
                     }
                 }
@@ -257,6 +267,23 @@ impl HookRuntime {
                     Err(e) => classify(e, limits),
                 }
             }
+        }
+    }
+}
+
+/// Armed while a call waits on the host. Dropped armed (the call was stopped at its timeout,
+/// cancelled, or the caller dropped `run`'s future) after the call's future, it lets go of
+/// the blocking threads left opening a FIFO under the call's preopens ([`super::stuck`]).
+struct StuckOpens<'a> {
+    preopens: &'a [Preopen],
+    armed: bool,
+}
+
+impl Drop for StuckOpens<'_> {
+    fn drop(&mut self) {
+        if self.armed && !self.preopens.is_empty() {
+            let roots: Vec<PathBuf> = self.preopens.iter().map(|p| p.host.clone()).collect();
+            super::stuck::release_fifo_opens(&roots);
         }
     }
 }

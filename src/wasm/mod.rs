@@ -14,10 +14,13 @@
 //! - A call ends by itself: the wall-clock timeout bounds wasm code (epoch interruption, checked
 //!   every [`EPOCH_TICK`]) *and* blocking host calls (the whole call future is dropped at the
 //!   deadline). Dropping the future returned by [`HookRuntime::run`] stops the hook too.
-//!   A filesystem host call already running on a tokio blocking thread (the open of a FIFO
-//!   without a reader) cannot be interrupted: the call ends at its deadline, the thread when
-//!   the host call returns. Dropping a tokio runtime waits for its blocking threads, so shut
-//!   it down with `shutdown_background` or `shutdown_timeout` (the CLI does).
+//!   A filesystem host call already running on a tokio blocking thread cannot be
+//!   interrupted: the call ends at its deadline, the thread when the host call returns. The
+//!   one a hook can cause at will, the open of a FIFO in its volume without a partner, is
+//!   ended when the call stops: the runtime opens that FIFO itself (`stuck.rs`). Others (a
+//!   hung network filesystem) keep their thread. Dropping a tokio runtime waits for its
+//!   blocking threads, so shut it down with `shutdown_background` or `shutdown_timeout`
+//!   (the CLI does).
 //! - Hook failures of any kind are data ([`ExecStatus`]), never panics or `Err`s.
 //! - Fuel is metered only when a hook asks for it: fuel instrumentation slows every loop, so
 //!   modules for fuelled calls are compiled by a second engine, created on first use.
@@ -31,6 +34,7 @@ mod limits;
 mod network;
 mod outcome;
 mod output;
+mod stuck;
 mod typed;
 
 pub use cache::{is_module_file, CacheStats, HookModule, LoadError, ModuleKind};

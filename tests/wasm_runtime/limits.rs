@@ -161,3 +161,90 @@ async fn cancellation_stops_a_hook() {
     assert!(dropped.is_err());
     still_serving(&rt).await;
 }
+
+/// A hook that opens a FIFO in its volume, with no one at the other end, blocks a tokio
+/// blocking thread in open(2), which no timeout can interrupt. When the call stops (at its
+/// timeout, cancelled, or its future dropped), the runtime opens that FIFO itself and the
+/// thread comes back. With a blocking pool of one thread, the next hook's file IO needs that
+/// very thread: without the release it would wait behind the stuck open and time out.
+#[test]
+fn a_stopped_hook_does_not_keep_a_thread_blocked_opening_a_fifo() {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.path().join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let rt = runtime();
+    let call = |args: &[&str], timeout: Duration| Invocation {
+        preopens: vec![preopen(dir.path(), false)],
+        limits: Limits {
+            timeout,
+            ..Limits::default()
+        },
+        ..inv(args)
+    };
+    let outcomes = tokio.block_on(async {
+        let mut outcomes = Vec::new();
+        for stop in ["timeout", "cancel", "drop"] {
+            let fifo = load(&rt, "fifo.wat");
+            let mut blocked = call(&["fifo.wasm", "fifo"], Duration::from_millis(300));
+            let stopped = match stop {
+                "timeout" => Some(rt.run(&fifo, blocked).await.status),
+                "cancel" => {
+                    let cancel = CancellationToken::new();
+                    blocked.limits.timeout = Duration::from_secs(3600);
+                    blocked.cancel = Some(cancel.clone());
+                    let canceller = tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        cancel.cancel();
+                    });
+                    let out = rt.run(&fifo, blocked).await;
+                    canceller.await.unwrap();
+                    Some(out.status)
+                }
+                _ => {
+                    blocked.limits.timeout = Duration::from_secs(3600);
+                    let run = rt.run(&fifo, blocked);
+                    let dropped = tokio::time::timeout(Duration::from_millis(300), run).await;
+                    assert!(dropped.is_err(), "the FIFO open returned by itself");
+                    None
+                }
+            };
+            let next = rt
+                .run(
+                    &load(&rt, "open.wat"),
+                    call(&["open.wasm", "file", stop], Duration::from_secs(10)),
+                )
+                .await;
+            outcomes.push((stop, stopped, next.status));
+        }
+        outcomes
+    });
+    // Not dropped: a runtime waits for its blocking threads, and a failing run has one stuck.
+    tokio.shutdown_background();
+    for (stop, stopped, next) in outcomes {
+        match stop {
+            "timeout" => assert_eq!(
+                stopped,
+                Some(ExecStatus::TimedOut(Duration::from_millis(300)))
+            ),
+            "cancel" => assert_eq!(stopped, Some(ExecStatus::Cancelled)),
+            _ => {}
+        }
+        assert_eq!(
+            next,
+            ExecStatus::Success,
+            "the call after one stopped by {stop}"
+        );
+    }
+}

@@ -133,15 +133,7 @@ fn planted(tag: &str) -> Planted {
 }
 
 fn volume_case<'a>(name: &'a str, pl: &Planted, path: &str, read_only: bool) -> Case<'a> {
-    let mut c = Case::new(name, "postStart", &wat("open.wat"), &[path]);
-    c.container_extra = format!(
-        "    volumeMounts:\n    - name: data\n      mountPath: /data\n      readOnly: {read_only}\n"
-    );
-    c.spec_extra = format!(
-        "  volumes:\n  - name: data\n    hostPath:\n      path: {}\n",
-        p(&pl.vol)
-    );
-    c
+    Case::new(name, "postStart", &wat("open.wat"), &[path]).with_volume(&pl.vol, read_only)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

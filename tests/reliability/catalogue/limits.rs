@@ -52,6 +52,66 @@ async fn catalogue_blocking_host_call_pre_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_fifo_open_in_the_volume() {
+    // A FIFO in the volume (a container can make one) that the hook opens for writing with
+    // no reader: open(2) waits on one of the engine's blocking threads, and no timeout can
+    // interrupt it. The hook must stop at its timeout, and the engine must not keep a thread
+    // waiting there: the runtime opens the FIFO itself when the call stops.
+    let tmp = TempDir::new("fifo");
+    let vol = tmp.sub("vol");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        vol.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let c = Case::new(
+        "open of a FIFO in the volume, no reader",
+        "postStart",
+        &wat("fifo.wat"),
+        &["fifo"],
+    )
+    .with_volume(&vol, false);
+    limit_case(
+        c,
+        "timeout 1s, no thread left waiting",
+        "stopped: timed out after 1s",
+    )
+    .await;
+    // Released as the call stopped; the woken thread may need a moment to leave open(2).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while waiting_for_a_fifo_partner() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = waiting_for_a_fifo_partner();
+    if left > 0 {
+        // Free them before failing: the test's runtime would wait for them when dropped.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(vol.join("fifo"));
+    }
+    assert_eq!(
+        left, 0,
+        "threads still opening the FIFO after the hook stopped"
+    );
+}
+
+/// Threads of this process asleep in the kernel's FIFO open, waiting for the other end.
+fn waiting_for_a_fifo_partner() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("wchan")).is_ok_and(|w| w == "wait_for_partner")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalogue_memory_bomb() {
     let c = Case::new(
         "memory bomb, cap 16Mi",

@@ -41,6 +41,18 @@ impl<'a> Case<'a> {
         self
     }
 
+    /// The host directory `dir` as the container's volume `data` at `/data`.
+    fn with_volume(mut self, dir: &Path, read_only: bool) -> Self {
+        self.container_extra = format!(
+            "    volumeMounts:\n    - name: data\n      mountPath: /data\n      readOnly: {read_only}\n"
+        );
+        self.spec_extra = format!(
+            "  volumes:\n  - name: data\n    hostPath:\n      path: {}\n",
+            p(dir)
+        );
+        self
+    }
+
     fn yaml(&self, pod: &str) -> String {
         let ann: String = self
             .annotations
