@@ -99,6 +99,18 @@ impl Drop for TempDir {
     }
 }
 
+/// Make a FIFO (named pipe) at `path`: opening it blocks until the other end is opened.
+pub fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+}
+
 /// The hook target the handler and probe tests use: container `app` of pod
 /// `web_default(uid-1)` at `pod_ip`, with one named port `http` (1), no env, mounts or netns.
 pub fn web_app_target(pod_ip: std::net::IpAddr) -> wasmhook::handlers::HookTarget {

@@ -176,14 +176,7 @@ fn a_stopped_hook_does_not_keep_a_thread_blocked_opening_a_fifo() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        dir.path().join("fifo"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    common::mkfifo(&dir.path().join("fifo"));
     let rt = runtime();
     let call = |args: &[&str], timeout: Duration| Invocation {
         preopens: vec![preopen(dir.path(), false)],

@@ -59,14 +59,7 @@ async fn catalogue_fifo_open_in_the_volume() {
     // waiting there: the runtime opens the FIFO itself when the call stops.
     let tmp = TempDir::new("fifo");
     let vol = tmp.sub("vol");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        vol.join("fifo"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    common::mkfifo(&vol.join("fifo"));
     let c = Case::new(
         "open of a FIFO in the volume, no reader",
         "postStart",
