@@ -3,7 +3,7 @@
 //!
 //! wasmtime-wasi runs filesystem host calls on tokio's blocking threads, and opening a FIFO
 //! blocks until the other end is opened. Nothing in WASI can interrupt that: when the call
-//! is stopped (timeout, cancellation) its future is dropped, and the thread stays blocked.
+//! is stopped (timeout, cancellation, its future dropped), the thread stays blocked.
 //! A container can make a FIFO in its volume, and a hook that opens it at every probe
 //! would leave a thread behind each time, until the blocking pool (512 threads) has none
 //! left for any hook's file IO on the node.
@@ -13,6 +13,7 @@
 //! names the system call and its arguments) and opens that FIFO itself, both ends,
 //! non-blocking, then closes it: the blocked open returns, the host call ends and its result
 //! is dropped.
+//!
 //! Anyone else blocked opening the same FIFO at that moment (another call, a container
 //! process) returns too, to a partner that is already gone, as after any short-lived
 //! opener. Other ways a host call can block (a hung network filesystem) are not covered.
