@@ -281,9 +281,8 @@ struct StuckOpens<'a> {
 
 impl Drop for StuckOpens<'_> {
     fn drop(&mut self) {
-        if self.armed && !self.preopens.is_empty() {
-            let roots: Vec<PathBuf> = self.preopens.iter().map(|p| p.host.clone()).collect();
-            super::stuck::release_fifo_opens(&roots);
+        if self.armed {
+            super::stuck::release_fifo_opens(self.preopens.iter().map(|p| p.host.as_path()));
         }
     }
 }

@@ -32,25 +32,24 @@ const MAX_DEPTH: usize = 256;
 
 /// Let go of every thread of this process blocked opening a FIFO beneath one of `roots` (the
 /// host directories of a stopped call's preopens, which may be `/proc/self/fd/N` names of
-/// directories in a container's mount namespace). Returns how many FIFOs were opened.
-/// Best effort: whatever cannot be read or opened is skipped.
+/// directories in a container's mount namespace). Best effort: whatever cannot be read or
+/// opened is skipped.
 ///
 /// Directories are told apart by device and inode, not by name: a directory of another
 /// mount namespace has no name here.
-pub(crate) fn release_fifo_opens(roots: &[PathBuf]) -> usize {
+pub(crate) fn release_fifo_opens<'a>(roots: impl IntoIterator<Item = &'a Path>) {
     let roots: Vec<(u64, u64)> = roots
-        .iter()
+        .into_iter()
         .filter_map(|r| rustix::fs::stat(r).ok())
         .map(|st| (st.st_dev, st.st_ino))
         .collect();
     if roots.is_empty() {
-        return 0;
+        return;
     }
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
+        return;
     };
     let mem = File::open("/proc/self/mem").ok();
-    let mut released = 0;
     for task in tasks.flatten() {
         let Some((dirfd, path_ptr)) = blocked_open(&task.path()) else {
             continue;
@@ -73,10 +72,8 @@ pub(crate) fn release_fifo_opens(roots: &[PathBuf]) -> usize {
                 "a stopped hook was blocked opening the FIFO {}: opened it to end that",
                 path.display()
             );
-            released += 1;
         }
     }
-    released
 }
 
 /// `(dirfd, path pointer)` when the task at `/proc/self/task/<tid>` is in `openat` or
