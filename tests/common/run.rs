@@ -166,8 +166,8 @@ pub fn spawn(tmp: &Path, args: &[&str]) -> Running {
     start(command(tmp, args))
 }
 
-/// Start `cmd` as a shell starts a background job (`wasmhook run pod.yaml &` in a script):
-/// with SIGINT and SIGQUIT ignored, which the process inherits.
+/// `cmd`, set to start as a shell starts a background job (`wasmhook run pod.yaml &` in a
+/// script): with SIGINT and SIGQUIT ignored, which the process inherits.
 pub fn as_background_job(mut cmd: Command) -> Command {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure only calls `signal`, which is async-signal-safe.
