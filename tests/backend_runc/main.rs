@@ -45,16 +45,7 @@ fn images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runc-test-images");
-        let out = Command::new("bash")
-            .arg(root().join("scripts/make-test-image.sh"))
-            .arg(&d)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "make-test-image.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::run_script("make-test-image.sh", &[&d]);
         d
     })
 }

@@ -59,6 +59,20 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Run `scripts/<name>` with `args` (bash); panics with its stderr unless it succeeds.
+pub fn run_script(name: &str, args: &[&Path]) {
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts").join(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A per-test scratch directory, removed on drop. Its name carries `tag` (anything but
 /// letters and digits becomes `-`, so a tag such as `write ../outside` names one directory,
 /// not a path), the test process and a counter, so parallel tests never share one.

@@ -241,16 +241,7 @@ fn busybox_tar() -> Vec<u8> {
     static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
     let layout = LAYOUT.get_or_init(|| {
         let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("registry-test-images");
-        let out = Command::new("bash")
-            .arg(super::repo().join("scripts/make-test-image.sh"))
-            .arg(&d)
-            .output()
-            .expect("run make-test-image.sh");
-        assert!(
-            out.status.success(),
-            "make-test-image.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::run_script("make-test-image.sh", &[&d]);
         d.join("busybox")
     });
     let json = |p: PathBuf| -> serde_json::Value {

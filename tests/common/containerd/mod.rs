@@ -134,17 +134,7 @@ impl Containerd {
         let tree = cd.dir.join("image-tree");
         std::fs::create_dir_all(&tree).unwrap();
         image_files(&tree, &cd.host_only());
-        let out = Command::new("bash")
-            .arg(super::repo().join("scripts/make-cri-images.sh"))
-            .arg(cd.dir.join("images"))
-            .arg(&tree)
-            .output()
-            .expect("run make-cri-images.sh");
-        assert!(
-            out.status.success(),
-            "make-cri-images.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::run_script("make-cri-images.sh", &[&cd.dir.join("images"), &tree]);
         std::fs::write(cd.dir.join("config.toml"), cd.config()).unwrap();
         cd.spawn();
         for (name, tar) in [
