@@ -69,8 +69,10 @@ struct ModuleInner {
     hash: [u8; 32],
     kind: ModuleKind,
     source: Source,
-    plain: OnceLock<Arc<Prepared>>,
-    fueled: OnceLock<Arc<Prepared>>,
+    /// Prepared for the engine without fuel, at load.
+    plain: Prepared,
+    /// Prepared for the fuel engine on its first call with fuel.
+    fueled: OnceLock<Prepared>,
 }
 
 /// A loaded hook module. Cheap to clone; shared by every call that runs it.
@@ -201,7 +203,7 @@ impl HookRuntime {
             hash,
             kind: prepared.kind(),
             source: Source::Wasm(binary),
-            plain: OnceLock::from(Arc::new(prepared)),
+            plain: prepared,
             fueled: OnceLock::new(),
         }));
         lock(&self.inner.modules).insert(hash, module.clone());
@@ -227,34 +229,32 @@ impl HookRuntime {
             hash: Sha256::digest(bytes).into(),
             kind: prepared.kind(),
             source: Source::Precompiled,
-            plain: OnceLock::from(Arc::new(prepared)),
+            plain: prepared,
             fueled: OnceLock::new(),
         })))
     }
 
     /// The module prepared for the engine that runs calls with (`fuel`) or without fuel.
-    pub(crate) fn prepared(
+    /// Borrowed, not cloned: every call reads it, and a shared reference count would be one
+    /// more cache line bouncing between the cores that run calls.
+    pub(crate) fn prepared<'m>(
         inner: &Inner,
-        module: &HookModule,
+        module: &'m HookModule,
         fuel: bool,
-    ) -> Result<Arc<Prepared>, String> {
+    ) -> Result<&'m Prepared, String> {
         let m = &module.0;
         if !fuel {
-            let p = m
-                .plain
-                .get()
-                .expect("the plain engine's module is prepared at load");
-            return Ok(p.clone());
+            return Ok(&m.plain);
         }
         if let Some(p) = m.fueled.get() {
-            return Ok(p.clone());
+            return Ok(p);
         }
         let Source::Wasm(binary) = &m.source else {
             return Err("a precompiled module cannot run with fuel metering".into());
         };
         let set = inner.engines(true).map_err(|e| e.to_string())?;
-        let p = Arc::new(prepare(set, &inner.stats, binary, &m.hash)?);
-        Ok(m.fueled.get_or_init(|| p).clone())
+        let p = prepare(set, &inner.stats, binary, &m.hash)?;
+        Ok(m.fueled.get_or_init(|| p))
     }
 
     /// Compile a module to wasmtime's precompiled format for this runtime's engine, as

@@ -10,7 +10,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::invoke::{HookIdentity, Invocation};
-use super::limits::{Limits, StoreLimiter};
+use super::limits::StoreLimiter;
 use super::network::{GuardedSockets, HttpPolicy, NetworkGuard};
 use super::output::OutputBuffer;
 use super::typed;
@@ -73,7 +73,9 @@ pub(super) fn wasi_builder(
     b.args(&inv.args)
         .stdout(output.stdout())
         .stderr(output.stderr());
-    b.envs(&hook_env(inv));
+    for (k, v) in hook_env(inv) {
+        b.env(k, v);
+    }
     for p in &inv.preopens {
         let perms = if p.read_only {
             FsPerms::ReadOnly
@@ -102,17 +104,16 @@ pub(super) fn wasi_builder(
     Ok(b)
 }
 
-/// The hook's environment: the container's, then `WASMHOOK_*`, which win clashes.
-fn hook_env(inv: &Invocation) -> Vec<(String, String)> {
+/// The hook's environment: the container's, then `WASMHOOK_*`, which win clashes. Borrowed
+/// from the invocation: the WASI context copies what it keeps.
+fn hook_env(inv: &Invocation) -> impl Iterator<Item = (&str, &str)> {
     let ours = identity_env(inv.identity.as_ref());
-    let mut env: Vec<(String, String)> = inv
+    let theirs = inv
         .env
         .iter()
-        .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
-        .cloned()
-        .collect();
-    env.extend(ours);
-    env
+        .filter(move |(k, _)| !ours.iter().flatten().any(|(o, _)| o == k))
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    theirs.chain(ours.into_iter().flatten())
 }
 
 /// The environment and identity of a call for container `container` of `pod`: a hook's
@@ -153,16 +154,14 @@ fn probe_env(env: &[(String, String)], pod: &PodRef, container: &str) -> Vec<(St
     env
 }
 
-fn identity_env(id: Option<&HookIdentity>) -> Vec<(String, String)> {
-    match id {
-        None => Vec::new(),
-        Some(id) => vec![
-            ("WASMHOOK_POD".into(), id.pod.name.clone()),
-            ("WASMHOOK_NAMESPACE".into(), id.pod.namespace.clone()),
-            ("WASMHOOK_CONTAINER".into(), id.container.clone()),
-            ("WASMHOOK_HOOK".into(), id.kind.as_str().into()),
-        ],
-    }
+fn identity_env(id: Option<&HookIdentity>) -> Option<[(&'static str, &str); 4]> {
+    let id = id?;
+    Some([
+        ("WASMHOOK_POD", &id.pod.name),
+        ("WASMHOOK_NAMESPACE", &id.pod.namespace),
+        ("WASMHOOK_CONTAINER", &id.container),
+        ("WASMHOOK_HOOK", id.kind.as_str()),
+    ])
 }
 
 pub(super) fn typed_context(inv: &Invocation) -> typed::Context {
@@ -176,7 +175,9 @@ pub(super) fn typed_context(inv: &Invocation) -> typed::Context {
         ),
         None => Default::default(),
     };
-    let env = hook_env(inv);
+    let env = hook_env(inv)
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     typed::Context {
         pod,
         namespace,
@@ -218,10 +219,10 @@ impl Limited for P2State {
 }
 
 /// Store data of a preview 1 call.
-pub(super) fn p1_state(mut wasi: WasiCtxBuilder, limits: &Limits) -> P1State {
+pub(super) fn p1_state(mut wasi: WasiCtxBuilder, limiter: StoreLimiter) -> P1State {
     P1State {
         wasi: wasi.build_p1(),
-        limiter: StoreLimiter::new(limits),
+        limiter,
     }
 }
 
@@ -229,12 +230,12 @@ pub(super) fn p1_state(mut wasi: WasiCtxBuilder, limits: &Limits) -> P1State {
 pub(super) fn p2_state(
     mut wasi: WasiCtxBuilder,
     http_policy: HttpPolicy,
-    limits: &Limits,
+    limiter: StoreLimiter,
 ) -> P2State {
     P2State {
         ctx: wasi.build(),
         table: ResourceTable::new(),
-        limiter: StoreLimiter::new(limits),
+        limiter,
         http: WasiHttpCtx::new(),
         http_policy,
     }

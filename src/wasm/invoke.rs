@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::cache::{HookModule, Prepared};
 use super::context::{p1_state, p2_state, typed_context, wasi_builder, Limited};
-use super::limits::Limits;
+use super::limits::{Limits, StoreLimiter};
 use super::network::{HttpPolicy, NetworkGuard};
 use super::outcome::{classify, DeadlineReached, ExecOutcome, ExecStatus};
 use super::output::{CapturedOutput, OutputBuffer};
+use super::queue::{PoolQueue, ReleaseOnDrop};
 use super::HookRuntime;
 use crate::events::PodRef;
 use crate::hook::{HookKind, PodScope};
@@ -161,16 +161,21 @@ impl HookRuntime {
                     stuck.armed = true;
                     let remaining = timeout.saturating_sub(started.elapsed());
                     let cancel = inv.cancel.clone().unwrap_or_default();
-                    tokio::select! {
-                        r = tokio::time::timeout(remaining, call) => match r {
-                            Ok(status) => {
-                                stuck.armed = false;
-                                status
-                            }
-                            Err(_) => ExecStatus::TimedOut(timeout),
-                        },
-                        _ = cancel.cancelled() => ExecStatus::Cancelled,
-                    }
+                    // Boxed: the timer and the cancellation waiter would otherwise make every
+                    // call's future larger, and it is moved and copied on every call.
+                    Box::pin(async {
+                        tokio::select! {
+                            r = tokio::time::timeout(remaining, call) => match r {
+                                Ok(status) => {
+                                    stuck.armed = false;
+                                    status
+                                }
+                                Err(_) => ExecStatus::TimedOut(timeout),
+                            },
+                            _ = cancel.cancelled() => ExecStatus::Cancelled,
+                        }
+                    })
+                    .await
                 }
             }
         };
@@ -179,7 +184,7 @@ impl HookRuntime {
             output: output.take(),
             duration: started.elapsed(),
             fuel_used,
-            network_refused: guard.refusals(),
+            network_refused: guard.take_refusals(),
         }
     }
 
@@ -192,42 +197,104 @@ impl HookRuntime {
         started: Instant,
         fuel_used: &mut Option<u64>,
     ) -> ExecStatus {
-        let limits = &inv.limits;
-        let prepared: Arc<Prepared> =
-            match HookRuntime::prepared(&self.inner, module, limits.fuel.is_some()) {
-                Ok(p) => p,
-                Err(e) => return ExecStatus::Error(e),
-            };
-        let wasi = match wasi_builder(inv, output, guard) {
-            Ok(b) => b,
+        let fuel = inv.limits.fuel.is_some();
+        let prepared = match HookRuntime::prepared(&self.inner, module, fuel) {
+            Ok(p) => p,
             Err(e) => return ExecStatus::Error(e),
         };
-        let deadline = started + limits.timeout;
-        let http_policy = || HttpPolicy {
-            guard: guard.clone(),
-            deadline,
-        };
-        // Hold a pool slot for the whole call (declared before the store: dropped after it).
-        let _slot = match self.inner.engines(limits.fuel.is_some()) {
-            Ok(set) => match &set.slots {
-                Some(slots) => match acquire_slot(slots).await {
-                    Some(permit) => Some(permit),
-                    None => return ExecStatus::Error("the runtime is shutting down".into()),
-                },
-                None => None,
-            },
+        let pool = match self.inner.engines(fuel) {
+            Ok(set) => set.queue.as_ref(),
             Err(e) => return ExecStatus::Error(e.to_string()),
         };
-        match &*prepared {
+        let cx = Attempt {
+            inv,
+            output,
+            guard,
+            deadline: started + inv.limits.timeout,
+        };
+        // Behind calls that already wait for the pool, in order ([`super::queue`]).
+        let mut place = match pool {
+            Some(q) if !q.is_empty() => Some(q.enter().await),
+            _ => None,
+        };
+        loop {
+            let mut next_release = std::pin::pin!(pool.map(|q| q.next_release()));
+            if place.is_some() {
+                if let Some(n) = next_release.as_mut().as_pin_mut() {
+                    n.enable();
+                }
+            }
+            let mut attempt = std::pin::pin!(cx.run(prepared, pool, fuel_used));
+            // A full pool shows in the attempt's first poll: instantiating and taking a fiber
+            // stack happen before the guest can first wait. An attempt still running after
+            // it has its slot, so its place goes to the next in line.
+            let ran = match futures::poll!(attempt.as_mut()) {
+                std::task::Poll::Ready(ran) => ran,
+                std::task::Poll::Pending => {
+                    place = None;
+                    attempt.await
+                }
+            };
+            if let Some(status) = ran {
+                return status;
+            }
+            // The pool was full. Queue, or (at the head already) wait for a release.
+            match (pool, &place) {
+                (Some(q), None) => place = Some(q.enter().await),
+                (Some(_), Some(_)) => {
+                    if let Some(n) = next_release.as_pin_mut() {
+                        n.await;
+                    }
+                }
+                (None, _) => return ExecStatus::Error("the instance pool is full".into()),
+            }
+        }
+    }
+}
+
+/// One attempt at a call: a fresh WASI context, store and instance.
+struct Attempt<'a> {
+    inv: &'a Invocation,
+    output: &'a OutputBuffer,
+    guard: &'a Arc<NetworkGuard>,
+    deadline: Instant,
+}
+
+impl Attempt<'_> {
+    /// Run the call, or `None` when the pool was full (nothing ran; what was built is
+    /// dropped).
+    async fn run(
+        &self,
+        prepared: &Prepared,
+        pool: Option<&PoolQueue>,
+        fuel_used: &mut Option<u64>,
+    ) -> Option<ExecStatus> {
+        let (inv, limits) = (self.inv, &self.inv.limits);
+        // Declared before the store, so dropped after it.
+        let mut release = ReleaseOnDrop { queue: pool };
+        let wasi = match wasi_builder(inv, self.output, self.guard) {
+            Ok(b) => b,
+            Err(e) => return Some(ExecStatus::Error(e)),
+        };
+        let limiter = StoreLimiter::new(limits, self.deadline);
+        let http_policy = || HttpPolicy {
+            guard: self.guard.clone(),
+            deadline: self.deadline,
+        };
+        let status = match prepared {
             Prepared::P1(pre) => {
-                let state = p1_state(wasi, limits);
-                let mut store = new_store(pre.module().engine(), state, limits, deadline);
+                let state = p1_state(wasi, limiter);
+                let mut store = new_store(pre.module().engine(), state, limits);
                 let result = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await
                 }
                 .await;
+                if is_pool_full(&result) {
+                    release.queue = None;
+                    return None;
+                }
                 *fuel_used = fuel_consumed(&store, limits.fuel);
                 match result {
                     Ok(()) => ExecStatus::Success,
@@ -235,13 +302,17 @@ impl HookRuntime {
                 }
             }
             Prepared::Command(pre) => {
-                let state = p2_state(wasi, http_policy(), limits);
-                let mut store = new_store(pre.engine(), state, limits, deadline);
-                let result = async {
+                let state = p2_state(wasi, http_policy(), limiter);
+                let mut store = new_store(pre.engine(), state, limits);
+                let result = Box::pin(async {
                     let cmd = pre.instantiate_async(&mut store).await?;
                     cmd.wasi_cli_run().call_run(&mut store).await
-                }
+                })
                 .await;
+                if is_pool_full(&result) {
+                    release.queue = None;
+                    return None;
+                }
                 *fuel_used = fuel_consumed(&store, limits.fuel);
                 match result {
                     Ok(Ok(())) => ExecStatus::Success,
@@ -250,16 +321,20 @@ impl HookRuntime {
                 }
             }
             Prepared::Typed(pre) => {
-                let state = p2_state(wasi, http_policy(), limits);
-                let mut store = new_store(pre.engine(), state, limits, deadline);
+                let state = p2_state(wasi, http_policy(), limiter);
+                let mut store = new_store(pre.engine(), state, limits);
                 let ctx = typed_context(inv);
-                let result = async {
+                let result = Box::pin(async {
                     let hook = pre.instantiate_async(&mut store).await?;
                     hook.wasmhook_hook_handler()
                         .call_run(&mut store, &ctx)
                         .await
-                }
+                })
                 .await;
+                if is_pool_full(&result) {
+                    release.queue = None;
+                    return None;
+                }
                 *fuel_used = fuel_consumed(&store, limits.fuel);
                 match result {
                     Ok(Ok(())) => ExecStatus::Success,
@@ -267,8 +342,14 @@ impl HookRuntime {
                     Err(e) => classify(e, limits),
                 }
             }
-        }
+        };
+        Some(status)
     }
+}
+
+/// Whether a call failed only because the instance pool was full.
+fn is_pool_full<T>(result: &wasmtime::Result<T>) -> bool {
+    result.as_ref().is_err_and(super::queue::is_pool_full)
 }
 
 /// Armed while a call waits on the host. Dropped armed (the call was stopped at its timeout,
@@ -287,27 +368,13 @@ impl Drop for StuckOpens<'_> {
     }
 }
 
-/// A slot of the instance pool; `None` once the runtime is closed. A free slot is taken
-/// without awaiting: every await on a tokio semaphore spends the task's scheduling budget, so
-/// a task that runs hooks back to back would be made to yield at every 128th call although
-/// nothing had to wait (bare wasmtime never yields there). Released slots go to waiting calls
-/// first, in order, so taking a free one never overtakes a call that waits.
-async fn acquire_slot(slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-    match slots.clone().try_acquire_owned() {
-        Ok(permit) => Some(permit),
-        Err(TryAcquireError::NoPermits) => slots.clone().acquire_owned().await.ok(),
-        Err(TryAcquireError::Closed) => None,
-    }
-}
-
 /// The store of one call: `state` with its resource limiter, the fuel budget, and the epoch
 /// deadline: at every tick the guest yields to the executor (so cancellation and other tasks
-/// make progress), and past `deadline` it traps.
+/// make progress), and past the limiter's deadline it traps.
 fn new_store<T: Limited + 'static>(
     engine: &wasmtime::Engine,
     state: T,
     limits: &Limits,
-    deadline: Instant,
 ) -> Store<T> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| s.limiter());
@@ -317,8 +384,8 @@ fn new_store<T: Limited + 'static>(
             .expect("fuel is enabled on the engine that prepared this module");
     }
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
+    store.epoch_deadline_callback(|mut store| {
+        if Instant::now() >= store.data_mut().limiter().deadline {
             Err(DeadlineReached.into())
         } else {
             Ok(UpdateDeadline::Yield(1))

@@ -1,6 +1,6 @@
 //! Per-call limits and the store limiter that enforces the memory and table caps.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::ResourceLimiter;
@@ -93,14 +93,18 @@ pub(crate) struct StoreLimiter {
     max_memory: usize,
     max_table_elements: usize,
     max_instances: usize,
+    /// When the call's timeout ends, checked at every epoch tick. Kept in the store data
+    /// rather than captured by the epoch callback, whose closure then allocates nothing.
+    pub(crate) deadline: Instant,
 }
 
 impl StoreLimiter {
-    pub(crate) fn new(limits: &Limits) -> Self {
+    pub(crate) fn new(limits: &Limits, deadline: Instant) -> Self {
         StoreLimiter {
             max_memory: usize::try_from(limits.max_memory).unwrap_or(usize::MAX),
             max_table_elements: usize::try_from(limits.max_table_elements).unwrap_or(usize::MAX),
             max_instances: limits.max_instances,
+            deadline,
         }
     }
 }

@@ -34,6 +34,7 @@ mod limits;
 mod network;
 mod outcome;
 mod output;
+mod queue;
 mod stuck;
 mod typed;
 
@@ -157,9 +158,9 @@ pub(crate) struct EngineSet {
     /// is a large part of a one-shot `hook run`, which only ever needs one of the two.
     p1: OnceLock<Linker<P1State>>,
     p2: OnceLock<component::Linker<P2State>>,
-    /// One permit per pooled instance slot: calls beyond the pool's capacity wait for a slot
-    /// (within their own timeout) instead of failing to instantiate. `None` on demand.
-    pub(crate) slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Where calls beyond the pool's capacity wait for a slot (within their own timeout)
+    /// instead of failing to instantiate. `None` on demand.
+    pub(crate) queue: Option<queue::PoolQueue>,
     /// Directory of this engine's compiled artifacts (the engine's compatibility hash is part
     /// of the path, so artifacts of other wasmtime versions or settings are never looked at).
     pub(crate) cache_dir: Option<PathBuf>,
@@ -182,17 +183,15 @@ impl EngineSet {
             engine.precompile_compatibility_hash().hash(&mut h);
             d.join(format!("{:016x}", h.finish()))
         });
-        let slots = match config.allocator {
-            Allocator::Pooling { max_instances } => Some(Arc::new(tokio::sync::Semaphore::new(
-                max_instances as usize,
-            ))),
+        let queue = match config.allocator {
+            Allocator::Pooling { .. } => Some(queue::PoolQueue::default()),
             Allocator::OnDemand => None,
         };
         Ok(EngineSet {
             engine,
             p1: OnceLock::new(),
             p2: OnceLock::new(),
-            slots,
+            queue,
             cache_dir,
         })
     }

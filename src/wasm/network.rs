@@ -61,12 +61,10 @@ impl NetworkGuard {
         })
     }
 
-    /// What the guard refused so far, one line each (`tcp connect to 10.0.0.1:80`).
-    pub(crate) fn refusals(&self) -> Vec<String> {
-        self.refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// What the guard refused so far, one line each (`tcp connect to 10.0.0.1:80`), taken:
+    /// the call is over when its outcome asks.
+    pub(crate) fn take_refusals(&self) -> Vec<String> {
+        std::mem::take(&mut *self.refused.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn refuse(&self, what: String) {

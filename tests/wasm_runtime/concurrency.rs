@@ -80,3 +80,55 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_queued_for_the_pool_get_it_in_arrival_order_or_time_out() {
+    let rt = HookRuntime::new(RuntimeConfig {
+        allocator: Allocator::Pooling { max_instances: 1 },
+        cache_dir: None,
+        allow_precompiled: false,
+        default_limits: Limits::default(),
+    })
+    .unwrap();
+    let hello = load(&rt, "hello.wat");
+    let blocking = load(&rt, "block.wat");
+    // The only slot, held until this call's timeout.
+    let holder = {
+        let (rt, blocking) = (rt.clone(), blocking.clone());
+        let mut call = inv(&["block.wasm"]);
+        call.limits.timeout = Duration::from_millis(600);
+        tokio::spawn(async move { rt.run(&blocking, call).await.status })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Calls arriving one after another while the slot is held; the third gives up first.
+    let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut queued = Vec::new();
+    for i in 0..5 {
+        let (rt, hello, finished) = (rt.clone(), hello.clone(), finished.clone());
+        let mut call = inv(&["hello.wasm"]);
+        if i == 2 {
+            call.limits.timeout = Duration::from_millis(150);
+        }
+        queued.push(tokio::spawn(async move {
+            let status = rt.run(&hello, call).await.status;
+            finished.lock().unwrap().push(i);
+            status
+        }));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(matches!(holder.await.unwrap(), ExecStatus::TimedOut(_)));
+    let statuses: Vec<_> = futures::future::join_all(queued)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for (i, status) in statuses.iter().enumerate() {
+        if i == 2 {
+            assert!(matches!(status, ExecStatus::TimedOut(_)), "{i}: {status:?}");
+        } else {
+            assert_eq!(*status, ExecStatus::Success, "{i}");
+        }
+    }
+    // The one that timed out left the queue without holding up those behind it.
+    assert_eq!(*finished.lock().unwrap(), [2, 0, 1, 3, 4]);
+}
