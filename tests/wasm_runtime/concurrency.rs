@@ -48,13 +48,7 @@ async fn two_hundred_concurrent_hooks_do_not_interfere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
-    let rt = HookRuntime::new(RuntimeConfig {
-        allocator: Allocator::Pooling { max_instances: 2 },
-        cache_dir: None,
-        allow_precompiled: false,
-        default_limits: Limits::default(),
-    })
-    .unwrap();
+    let rt = pool_of(2);
     let hello = load(&rt, "hello.wat");
     let blocking = load(&rt, "block.wat");
     let mut tasks = Vec::new();
@@ -83,13 +77,7 @@ async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_queued_for_the_pool_get_it_in_arrival_order_or_time_out() {
-    let rt = HookRuntime::new(RuntimeConfig {
-        allocator: Allocator::Pooling { max_instances: 1 },
-        cache_dir: None,
-        allow_precompiled: false,
-        default_limits: Limits::default(),
-    })
-    .unwrap();
+    let rt = pool_of(1);
     let hello = load(&rt, "hello.wat");
     let blocking = load(&rt, "block.wat");
     // The only slot, held until this call's timeout.
@@ -131,4 +119,15 @@ async fn calls_queued_for_the_pool_get_it_in_arrival_order_or_time_out() {
     }
     // The one that timed out left the queue without holding up those behind it.
     assert_eq!(*finished.lock().unwrap(), [2, 0, 1, 3, 4]);
+}
+
+/// A runtime whose pool holds `max_instances` calls at once.
+fn pool_of(max_instances: u32) -> HookRuntime {
+    HookRuntime::new(RuntimeConfig {
+        allocator: Allocator::Pooling { max_instances },
+        cache_dir: None,
+        allow_precompiled: false,
+        default_limits: Limits::default(),
+    })
+    .unwrap()
 }
