@@ -15,7 +15,7 @@ use super::limits::{Limits, StoreLimiter};
 use super::network::{HttpPolicy, NetworkGuard};
 use super::outcome::{classify, DeadlineReached, ExecOutcome, ExecStatus};
 use super::output::{CapturedOutput, OutputBuffer};
-use super::queue::{PoolQueue, ReleaseOnDrop};
+use super::queue::{is_pool_full, PoolQueue, ReleaseOnDrop};
 use super::HookRuntime;
 use crate::events::PodRef;
 use crate::hook::{HookKind, PodScope};
@@ -218,11 +218,11 @@ impl HookRuntime {
             _ => None,
         };
         loop {
-            let mut next_release = std::pin::pin!(pool.map(|q| q.next_release()));
-            if place.is_some() {
-                if let Some(n) = next_release.as_mut().as_pin_mut() {
-                    n.enable();
-                }
+            // Only the head waits for releases; the fast path makes no waiter.
+            let mut next_release =
+                std::pin::pin!(place.as_ref().and(pool).map(|q| q.next_release()));
+            if let Some(n) = next_release.as_mut().as_pin_mut() {
+                n.enable();
             }
             let mut attempt = std::pin::pin!(cx.run(prepared, pool, fuel_used));
             // A full pool shows in the attempt's first poll: instantiating and taking a fiber
@@ -281,7 +281,8 @@ impl Attempt<'_> {
             guard: self.guard.clone(),
             deadline: self.deadline,
         };
-        let status = match prepared {
+        // Each kind of module: how its run ends as a status, and the fuel its store used.
+        let (result, fuel) = match prepared {
             Prepared::P1(pre) => {
                 let state = p1_state(wasi, limiter);
                 let mut store = new_store(pre.module().engine(), state, limits);
@@ -291,15 +292,8 @@ impl Attempt<'_> {
                     start.call_async(&mut store, ()).await
                 }
                 .await;
-                if is_pool_full(&result) {
-                    release.queue = None;
-                    return None;
-                }
-                *fuel_used = fuel_consumed(&store, limits.fuel);
-                match result {
-                    Ok(()) => ExecStatus::Success,
-                    Err(e) => classify(e, limits),
-                }
+                let status = result.map(|()| ExecStatus::Success);
+                (status, fuel_consumed(&store, limits.fuel))
             }
             Prepared::Command(pre) => {
                 let state = p2_state(wasi, http_policy(), limiter);
@@ -309,16 +303,11 @@ impl Attempt<'_> {
                     cmd.wasi_cli_run().call_run(&mut store).await
                 })
                 .await;
-                if is_pool_full(&result) {
-                    release.queue = None;
-                    return None;
-                }
-                *fuel_used = fuel_consumed(&store, limits.fuel);
-                match result {
-                    Ok(Ok(())) => ExecStatus::Success,
-                    Ok(Err(())) => ExecStatus::Exited(1),
-                    Err(e) => classify(e, limits),
-                }
+                let status = result.map(|run| match run {
+                    Ok(()) => ExecStatus::Success,
+                    Err(()) => ExecStatus::Exited(1),
+                });
+                (status, fuel_consumed(&store, limits.fuel))
             }
             Prepared::Typed(pre) => {
                 let state = p2_state(wasi, http_policy(), limiter);
@@ -331,25 +320,21 @@ impl Attempt<'_> {
                         .await
                 })
                 .await;
-                if is_pool_full(&result) {
-                    release.queue = None;
-                    return None;
-                }
-                *fuel_used = fuel_consumed(&store, limits.fuel);
-                match result {
-                    Ok(Ok(())) => ExecStatus::Success,
-                    Ok(Err(msg)) => ExecStatus::Failed(msg),
-                    Err(e) => classify(e, limits),
-                }
+                let status = result.map(|run| match run {
+                    Ok(()) => ExecStatus::Success,
+                    Err(msg) => ExecStatus::Failed(msg),
+                });
+                (status, fuel_consumed(&store, limits.fuel))
             }
         };
-        Some(status)
+        // The store is dropped by now; `release` (still alive) has not fired yet.
+        if result.as_ref().is_err_and(is_pool_full) {
+            release.queue = None;
+            return None;
+        }
+        *fuel_used = fuel;
+        Some(result.unwrap_or_else(|e| classify(e, limits)))
     }
-}
-
-/// Whether a call failed only because the instance pool was full.
-fn is_pool_full<T>(result: &wasmtime::Result<T>) -> bool {
-    result.as_ref().is_err_and(super::queue::is_pool_full)
 }
 
 /// Armed while a call waits on the host. Dropped armed (the call was stopped at its timeout,
