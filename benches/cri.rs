@@ -1,4 +1,5 @@
-//! `wasmhook cri` against containerd's own `ExecSync`, in one run, on one container:
+//! `wasmhook cri` against containerd's own `ExecSync`, in one run, on one container. The proxy
+//! is the `wasmhook` binary in a process of its own, as a node runs it:
 //!
 //! - `ExecSync /bin/true, straight to containerd`: the baseline, a `runc exec` through
 //!   containerd and its shim (what every native exec hook and exec probe costs on a node).
@@ -6,7 +7,8 @@
 //! - `ExecSync noop.wasm through the proxy`: the wasm module in the image, run by the proxy
 //!   (context cached, module compiled once).
 //! - `Version` and `ContainerStatus`, straight and through the proxy in turns: the relay's
-//!   overhead.
+//!   overhead. `Version` also through a byte-copy relay (a thread per direction): what any
+//!   process on the path costs at the least.
 //! - CPU of 1000 exec probes (`timeout: 1`), wasm vs native: busy time of the whole machine
 //!   (`/proc/stat`), so containerd, the shim, runc and the proxy all count.
 //! - Scale (group `cri-pods`): P pods of 5 busybox containers each started through a
@@ -28,8 +30,7 @@ mod harness;
 use std::time::Instant;
 
 use harness::containerd::Containerd;
-use harness::cri::{self, Cri, RunningProxy};
-use wasmhook::cri::CriProxyConfig;
+use harness::cri::{self, Cri};
 
 const G: &str = "cri";
 
@@ -60,16 +61,13 @@ fn main() {
 }
 
 async fn bench(cd: &Containerd) {
-    let proxy_sock = cd.dir().join("proxy.sock");
-    let running = RunningProxy::start(CriProxyConfig {
-        listen: proxy_sock.clone(),
-        runtime_endpoint: cd.socket(),
-        ..CriProxyConfig::default()
-    })
-    .await;
+    // As a node runs it: the binary, in a process of its own. In this process, on the
+    // bench's own runtime, the proxy found the client's worker threads warm and measured
+    // half the relay overhead it has on its own.
+    let proxy = ProxyProcess::start(cd, "proxy");
 
     let direct = Cri::new(cd.socket());
-    let via = Cri::new(&proxy_sock);
+    let via = Cri::new(&proxy.socket);
     let pod = cri::run_busybox_pod(&direct, cd, "bench", &[])
         .await
         .unwrap();
@@ -91,30 +89,32 @@ async fn bench(cd: &Containerd) {
             common::stats(&d)
         }};
     }
-    // A call straight to containerd and the same call through the proxy, in turns (which of
-    // the two goes first alternates too), so a change in the machine's load during the run
-    // weighs on both rows alike: the relay's overhead is their difference, a fraction of
-    // either.
-    macro_rules! time_pair {
-        ($n:expr, $direct:expr, $via:expr) => {{
+    // The same call straight to containerd and through relays, in turns (which goes first
+    // rotates too), so a change in the machine's load during the run weighs on every row
+    // alike: a relay's overhead is the difference of two rows, a fraction of either.
+    macro_rules! in_turns {
+        ($n:expr, $($call:expr),+ $(,)?) => {{
+            const K: usize = [$(stringify!($call)),+].len();
             for _ in 0..3.min($n) {
-                $direct.await.unwrap();
-                $via.await.unwrap();
+                $($call.await.unwrap();)+
             }
-            let (mut d, mut v) = (Vec::with_capacity($n), Vec::with_capacity($n));
+            let mut samples: [Vec<std::time::Duration>; K] = Default::default();
             for i in 0..$n {
-                for via_now in [i % 2 == 1, i % 2 == 0] {
-                    let t = Instant::now();
-                    if via_now {
-                        $via.await.unwrap();
-                        v.push(t.elapsed());
-                    } else {
-                        $direct.await.unwrap();
-                        d.push(t.elapsed());
-                    }
+                for turn in 0..K {
+                    let which = (i + turn) % K;
+                    let mut j = 0;
+                    $(
+                        if j == which {
+                            let t = Instant::now();
+                            $call.await.unwrap();
+                            samples[j].push(t.elapsed());
+                        }
+                        j += 1;
+                    )+
+                    let _ = j;
                 }
             }
-            (common::stats(&d), common::stats(&v))
+            samples.map(|d| common::stats(&d))
         }};
     }
     let base = "ExecSync /bin/true, straight to containerd";
@@ -142,8 +142,10 @@ async fn bench(cd: &Containerd) {
     );
 
     let vbase = "Version, straight to containerd";
-    let (d, v) = time_pair!(n, direct.version(), via.version());
-    common::emit(G, vbase, d, "", "in turns with the row below");
+    let copy = ByteRelay::start(cd);
+    let via_copy = Cri::new(&copy.socket);
+    let [d, v, c] = in_turns!(n, direct.version(), via.version(), via_copy.version());
+    common::emit(G, vbase, d, "", "in turns with the two rows below");
     common::emit(
         G,
         "Version through the proxy",
@@ -151,8 +153,15 @@ async fn bench(cd: &Containerd) {
         vbase,
         "relayed byte for byte",
     );
+    common::emit(
+        G,
+        "Version through a byte-copy relay",
+        c,
+        vbase,
+        "a thread per direction copying the socket: the least a process on the path costs",
+    );
     let sbase = "ContainerStatus(verbose), straight to containerd";
-    let (d, v) = time_pair!(
+    let [d, v] = in_turns!(
         n,
         direct.container_status(id, true),
         via.container_status(id, true)
@@ -198,7 +207,7 @@ async fn bench(cd: &Containerd) {
         "busy time of all cores (/proc/stat)",
     );
 
-    let _ = running.stop().await;
+    drop(proxy);
     // Dropping the harness stops the pod, containerd and its shims.
 
     // Each P straight to containerd, then through the proxy: the same work with and without
@@ -392,6 +401,37 @@ impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The floor of any relay: one accepted connection, copied to a connection of its own to
+/// containerd by a thread per direction, byte for byte. One connection is enough: the bench's
+/// client makes one per socket, as the kubelet does.
+struct ByteRelay {
+    socket: std::path::PathBuf,
+}
+
+impl ByteRelay {
+    fn start(cd: &Containerd) -> ByteRelay {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let socket = cd.dir().join("byte-relay.sock");
+        let listener = UnixListener::bind(&socket).expect("bind the byte-copy relay");
+        let upstream = cd.socket();
+        std::thread::spawn(move || {
+            let Ok((client, _)) = listener.accept() else {
+                return;
+            };
+            let runtime = UnixStream::connect(&upstream).expect("connect to containerd");
+            let pipe = |mut from: UnixStream, mut to: UnixStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                })
+            };
+            pipe(client.try_clone().unwrap(), runtime.try_clone().unwrap());
+            pipe(runtime, client);
+        });
+        ByteRelay { socket }
     }
 }
 
