@@ -63,11 +63,12 @@ impl GuardedSockets for P2State {
 
 /// The WASI context: argv, env (with `WASMHOOK_*` winning clashes), preopens, captured
 /// output, empty stdin, and sockets only as far as the network policy (`guard`) permits.
-/// Nothing else of the host.
+/// Nothing else of the host. Without a guard (preview 1, which has no sockets) WASI's default
+/// refuses every socket address.
 pub(super) fn wasi_builder(
     inv: &Invocation,
     output: &OutputBuffer,
-    guard: &Arc<NetworkGuard>,
+    guard: Option<&Arc<NetworkGuard>>,
 ) -> Result<WasiCtxBuilder, String> {
     let mut b = WasiCtxBuilder::new();
     b.args(&inv.args)
@@ -92,15 +93,17 @@ pub(super) fn wasi_builder(
     }
     // Every socket use and name lookup goes to the guard, under `deny` too: it refuses
     // them all, and the refusals are reported.
-    let guard = guard.clone();
-    b.socket_addr_check(move |addr, use_| {
+    if let Some(guard) = guard {
         let guard = guard.clone();
-        Box::pin(async move { guard.check(addr, use_).await })
-    })
-    .allow_tcp(true)
-    .allow_udp(true)
-    // Which names: the guarded `resolve-addresses` (`network::add_to_linker`) decides.
-    .allow_ip_name_lookup(true);
+        b.socket_addr_check(move |addr, use_| {
+            let guard = guard.clone();
+            Box::pin(async move { guard.check(addr, use_).await })
+        })
+        .allow_tcp(true)
+        .allow_udp(true)
+        // Which names: the guarded `resolve-addresses` (`network::add_to_linker`) decides.
+        .allow_ip_name_lookup(true);
+    }
     Ok(b)
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::cache::{HookModule, Prepared};
+use super::cache::{HookModule, ModuleKind, Prepared};
 use super::context::{p1_state, p2_state, typed_context, wasi_builder, Limited};
 use super::limits::{Limits, StoreLimiter};
 use super::network::{HttpPolicy, NetworkGuard};
@@ -139,7 +139,9 @@ impl HookRuntime {
             Some(_) => PodScope::Namespace,
             None => PodScope::HostLoopback,
         };
-        let guard = NetworkGuard::new(inv.limits.network.clone(), scope);
+        // Preview 1 has no sockets (nor name lookups, nor HTTP): only components get a guard.
+        let guard = (module.kind() != ModuleKind::P1Command)
+            .then(|| NetworkGuard::new(inv.limits.network.clone(), scope));
         let timeout = inv.limits.timeout;
         let mut stuck = StuckOpens {
             preopens: &inv.preopens,
@@ -148,8 +150,14 @@ impl HookRuntime {
         let status = if inv.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
             ExecStatus::Cancelled
         } else {
-            let mut call =
-                std::pin::pin!(self.call(module, &inv, &output, &guard, started, &mut fuel_used));
+            let mut call = std::pin::pin!(self.call(
+                module,
+                &inv,
+                &output,
+                guard.as_ref(),
+                started,
+                &mut fuel_used
+            ));
             // Most hooks end within their first poll: the guest never waits on the host, and
             // running wasm yields at every epoch tick (see `configure`). Only a call that
             // waits arms the timer and watches `cancel`, so the fast path costs neither a
@@ -184,7 +192,7 @@ impl HookRuntime {
             output: output.take(),
             duration: started.elapsed(),
             fuel_used,
-            network_refused: guard.take_refusals(),
+            network_refused: guard.map(|g| g.take_refusals()).unwrap_or_default(),
         }
     }
 
@@ -193,7 +201,7 @@ impl HookRuntime {
         module: &HookModule,
         inv: &Invocation,
         output: &OutputBuffer,
-        guard: &Arc<NetworkGuard>,
+        guard: Option<&Arc<NetworkGuard>>,
         started: Instant,
         fuel_used: &mut Option<u64>,
     ) -> ExecStatus {
@@ -256,7 +264,8 @@ impl HookRuntime {
 struct Attempt<'a> {
     inv: &'a Invocation,
     output: &'a OutputBuffer,
-    guard: &'a Arc<NetworkGuard>,
+    /// The network guard: a component's calls have one, a preview 1 module's do not.
+    guard: Option<&'a Arc<NetworkGuard>>,
     deadline: Instant,
 }
 
@@ -278,7 +287,10 @@ impl Attempt<'_> {
         };
         let limiter = StoreLimiter::new(limits, self.deadline);
         let http_policy = || HttpPolicy {
-            guard: self.guard.clone(),
+            guard: self
+                .guard
+                .expect("run_here gives every component a network guard")
+                .clone(),
             deadline: self.deadline,
         };
         // Each kind of module: how its run ends as a status, and the fuel its store used.

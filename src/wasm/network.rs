@@ -2,7 +2,8 @@
 //! operation, name lookup and `wasi:http` request of one call. The guest is never trusted: it
 //! only sees the results.
 //!
-//! Three doors, one [`NetworkGuard`] per call behind them:
+//! Three doors, all of them component interfaces, one [`NetworkGuard`] per component call
+//! behind them (a preview 1 module has none of the three, and no guard):
 //! - **WASI sockets** (`wasi:sockets/tcp`, `udp`): wasmtime-wasi asks
 //!   [`NetworkGuard::check`] before every bind, listen, accept, connect and send
 //!   (`WasiCtxBuilder::socket_addr_check`); a refusal fails the guest's call with
@@ -15,7 +16,8 @@
 //!   and connects by name on its own, which would let the name resolve to an address nobody
 //!   checked.) Redirects are new requests from the guest, so each hop is checked again.
 //!
-//! Every refusal is recorded ([`NetworkGuard::refusals`]) and ends up in the hook's report.
+//! Every refusal is recorded ([`NetworkGuard::take_refusals`]) and ends up in the hook's
+//! report.
 
 use std::collections::HashMap;
 use std::future::Future;
